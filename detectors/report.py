@@ -1,0 +1,199 @@
+"""``compare``: every statistic and rule between a reference profile and a current one, with severities.
+
+Usage::
+
+    from servewatch.detectors import compare
+
+    report = compare(reference, current, spec.model("fraud"))
+    report.severity                     # "ok" | "warning" | "critical": the worst column
+    report.drifted                      # names of the columns at warning or worse
+    report.columns["amount"].statistics["ks"].value
+    print(report.table())
+    json.dumps(report.to_dict())
+
+Severities come from the spec's thresholds on effect sizes (KS, D1, PSI, ...; never p-values: on large
+windows every test rejects on noise): a statistic at or over ``critical`` makes its column critical, at or
+over ``warning`` a warning. A violated data-quality rule makes its column a warning at least. A statistic
+with too few values (``min_samples``, default 100, on either side) has no value and decides nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..column import ColumnProfile
+from ..profile import Profile
+from ..spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column, ModelSpec, Rules
+from .binned import DEFAULT_BINS, d1, hellinger, js, psi
+from .categorical import chi2, cramers_v, linf, new_category_ratio
+from .numeric import ks, wasserstein
+from .rules import RuleResult, check_rules, check_volume, quality_ratios
+from .statistic import Statistic
+
+__all__ = ["ColumnReport", "Report", "SEVERITIES", "compare", "worst"]
+
+SEVERITIES = ("ok", "warning", "critical")
+
+_NUMERIC: dict[str, Callable[..., Statistic]] = {
+    "ks": ks, "d1": d1, "psi": psi, "js": js, "hellinger": hellinger, "wasserstein": wasserstein,
+}
+_CATEGORICAL: dict[str, Callable[..., Statistic]] = {
+    "linf": linf, "d1": d1, "psi": psi, "js": js, "hellinger": hellinger, "chi2": chi2, "cramers_v": cramers_v,
+}
+_BINNED = {"d1", "psi", "js", "hellinger"}
+assert tuple(_NUMERIC) == NUMERIC_STATISTICS and tuple(_CATEGORICAL) == CATEGORICAL_STATISTICS
+
+
+def worst(severities: Sequence[str]) -> str:
+    """The most severe of ``severities`` ("ok" for none)."""
+    return max(severities, key=SEVERITIES.index, default="ok")
+
+
+@dataclass
+class ColumnReport:
+    """What ``compare`` found for one column."""
+
+    name: str
+    signal: str
+    kind: str
+    samples: int
+    reference_samples: int
+    statistics: dict[str, Statistic] = field(default_factory=dict)
+    rules: dict[str, RuleResult] = field(default_factory=dict)
+    quality: dict[str, float | None] = field(default_factory=dict)
+    severity: str = "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"signal": self.signal, "type": self.kind, "samples": self.samples,
+                                  "reference_samples": self.reference_samples}
+        result.update((name, stat.to_dict()) for name, stat in self.statistics.items())
+        result["quality"] = dict(self.quality)
+        result["rules"] = {name: rule.to_dict() for name, rule in self.rules.items()}
+        result["severity"] = self.severity
+        return result
+
+
+@dataclass
+class Report:
+    """The outcome of one comparison of a (model, signal)."""
+
+    model: str
+    signal: str
+    rows: int
+    columns: dict[str, ColumnReport] = field(default_factory=dict)
+    rules: dict[str, RuleResult] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        model_level = ["warning" for rule in self.rules.values() if rule.violated]
+        return worst([column.severity for column in self.columns.values()] + model_level)
+
+    @property
+    def drifted(self) -> list[str]:
+        """Columns at warning or worse."""
+        return [name for name, column in self.columns.items() if column.severity != "ok"]
+
+    @property
+    def drift_detected(self) -> bool:
+        return self.severity == "critical"
+
+    @property
+    def warning_detected(self) -> bool:
+        return self.severity != "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "signal": self.signal, "rows": self.rows, "severity": self.severity,
+            "rules": {name: rule.to_dict() for name, rule in self.rules.items()},
+            "columns": {name: column.to_dict() for name, column in self.columns.items()},
+        }
+
+    def table(self, statistics: Sequence[str] = ("ks", "d1", "psi", "linf")) -> str:
+        """A fixed-width text table: one line per column, its main statistics, broken rules and severity."""
+        shown = [name for name in statistics if any(name in c.statistics for c in self.columns.values())]
+        header = ["column", "signal", "n", *shown, "rules", "severity"]
+        lines = [header]
+        for column in self.columns.values():
+            cells = [column.name, column.signal, str(column.samples)]
+            for name in shown:
+                stat = column.statistics.get(name)
+                if stat is None:
+                    cells.append("")
+                elif stat.value is None:
+                    cells.append("n/a")
+                elif stat.bound:
+                    cells.append(f"{stat.value:.3f}±{stat.bound:.3f}")
+                else:
+                    cells.append(f"{stat.value:.3f}")
+            broken = [name for name, rule in column.rules.items() if rule.violated]
+            cells += [",".join(broken) or "-", column.severity]
+            lines.append(cells)
+        widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+        text = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in lines]
+        text.insert(1, "  ".join("-" * width for width in widths))
+        model_rules = [f"{rule.rule}: {rule.value:.3g} outside limit {rule.limit}" for rule in self.rules.values()
+                       if rule.violated and rule.value is not None]
+        return "\n".join(text + model_rules)
+
+
+def compare(reference: Profile, current: Profile, spec: ModelSpec | None = None, *,
+            statistics: Sequence[str] | None = None, bins: int = DEFAULT_BINS, min_samples: int | None = None,
+            window_seconds: float | None = None) -> Report:
+    """Compare ``current`` against ``reference`` (profiles of the same signal) column by column.
+
+    ``spec`` gives the columns, their thresholds and rules (default: every column either profile has, the
+    default thresholds); ``statistics`` limits which statistics are computed (default: all that apply to the
+    column's kind); ``window_seconds`` turns on the model's volume rule for a window of that length.
+    """
+    spec = spec or ModelSpec(name=current.model)
+    limit = min_samples if min_samples is not None else spec.min_samples
+    listed = spec.columns(current.signal)
+    names = [column.name for column in listed] or list(dict.fromkeys([*current.columns, *reference.columns]))
+    report = Report(model=current.model, signal=current.signal, rows=current.rows)
+    for name in names:
+        column_spec = spec.column(current.signal, name)
+        ref_column = reference.columns.get(name)
+        cur_column = current.columns.get(name)
+        kind = column_spec.type if column_spec else (cur_column or ref_column).kind  # type: ignore[union-attr]
+        if cur_column is None:
+            cur_column = ColumnProfile(name, kind, k=spec.k)
+        report.columns[name] = _compare_column(name, current.signal, ref_column, cur_column, spec, column_spec,
+                                               statistics, bins, limit)
+    if window_seconds:
+        volume = check_volume(current.rows, window_seconds, spec.volume)
+        if volume is not None:
+            report.rules["volume"] = volume
+    return report
+
+
+def _compare_column(name: str, signal: str, reference: ColumnProfile | None, current: ColumnProfile,
+                    spec: ModelSpec, column_spec: Column | None, statistics: Sequence[str] | None, bins: int,
+                    min_samples: int) -> ColumnReport:
+    table = _NUMERIC if current.is_numeric else _CATEGORICAL
+    wanted = [stat for stat in table if statistics is None or stat in statistics]
+    result = ColumnReport(name, signal, current.kind, current.valid, reference.valid if reference else 0)
+    for stat in wanted:
+        if reference is None:
+            result.statistics[stat] = Statistic(stat, None, reason="no reference for this column")
+        elif reference.kind != current.kind:
+            result.statistics[stat] = Statistic(stat, None, reason=f"reference is {reference.kind}, "
+                                                                   f"current is {current.kind}")
+        elif stat in _BINNED:
+            result.statistics[stat] = table[stat](reference, current, bins=bins, min_samples=min_samples)
+        else:
+            result.statistics[stat] = table[stat](reference, current, min_samples=min_samples)
+    result.quality = quality_ratios(current)
+    new_ratio = None
+    if not current.is_numeric and reference is not None and reference.kind == current.kind:
+        new_ratio = new_category_ratio(reference, current).value
+        result.quality["new_category_ratio"] = new_ratio
+    rules = column_spec.rules if column_spec is not None else Rules()
+    result.rules = check_rules(current, rules, reference, new_category_ratio=new_ratio, min_samples=min_samples)
+    thresholds = spec.thresholds_for(column_spec)
+    severities = [thresholds[stat].severity(value.value) for stat, value in result.statistics.items()
+                  if stat in thresholds]
+    severities += ["warning" for rule in result.rules.values() if rule.violated]
+    result.severity = worst(severities)
+    return result

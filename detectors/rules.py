@@ -1,0 +1,111 @@
+"""Rule-based data-quality checks on a column (and on a model's volume).
+
+Usage::
+
+    from servewatch.detectors import check_rules, quality_ratios
+
+    ratios = quality_ratios(column)            # {"missing_ratio": 0.002, "invalid_ratio": 0.0, ...}
+    for result in check_rules(column, spec_column.rules, reference=reference_column).values():
+        if result.violated:
+            print(result.rule, result.value, ">", result.limit)
+
+The rules, each from the spec's ``rules`` of the column:
+
+- ``missing``: share of None/NaN values above ``max_missing_ratio`` (no limit unless given);
+- ``invalid``: share of values of the wrong type or not finite above ``max_invalid_ratio`` (default 0);
+- ``range``: share of numbers outside ``[min, max]`` above ``max_out_of_range_ratio`` (default 0);
+- ``allowed``: share of categories outside ``allowed`` above ``max_not_allowed_ratio`` (default 0);
+- ``new_category``: share of categories the reference never saw above ``max_new_category_ratio``;
+- ``constant``: the column holds one value throughout (with at least ``min_samples`` values) while the
+  reference did not (``not_constant``, on by default);
+- ``volume`` (per model, :func:`check_volume`): rows per ``per`` seconds outside ``[min, max]``.
+
+Ratios are of the values counted in the window; a window with no values violates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..column import ColumnProfile
+from ..spec import DEFAULT_MIN_SAMPLES, Rules, Volume
+from .distribution import Categories, Distribution
+
+__all__ = ["RuleResult", "check_rules", "check_volume", "quality_ratios"]
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's outcome: the observed ``value`` (a ratio, or rows for volume), the ``limit`` it is held to."""
+
+    rule: str
+    value: float | None
+    limit: float | None
+    violated: bool
+
+    def to_dict(self) -> dict[str, float | bool | None]:
+        return {"value": self.value, "limit": self.limit, "violated": self.violated}
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def quality_ratios(column: ColumnProfile) -> dict[str, float | None]:
+    """The column's quality ratios: missing, invalid, out-of-range (numeric, when the column has a range),
+    not-allowed (categorical, when it has an allowed set). None where the column has no values to divide."""
+    ratios = {
+        "missing_ratio": _ratio(column.missing, column.count),
+        "invalid_ratio": _ratio(column.invalid + column.non_finite, column.count),
+    }
+    if column.is_numeric:
+        ratios["out_of_range_ratio"] = _ratio(column.below_min + column.above_max, column.valid)
+    else:
+        ratios["not_allowed_ratio"] = _ratio(column.not_allowed, column.valid)
+    return ratios
+
+
+def check_rules(current: ColumnProfile, rules: Rules, reference: ColumnProfile | None = None, *,
+                new_category_ratio: float | None = None,
+                min_samples: int = DEFAULT_MIN_SAMPLES) -> dict[str, RuleResult]:
+    """Every rule that applies to ``current`` under ``rules``, by rule name."""
+    ratios = quality_ratios(current)
+    results: dict[str, RuleResult] = {}
+
+    def check(rule: str, value: float | None, limit: float | None) -> None:
+        if limit is not None:
+            results[rule] = RuleResult(rule, value, limit, value is not None and value > limit)
+
+    check("missing", ratios["missing_ratio"], rules.max_missing_ratio)
+    check("invalid", ratios["invalid_ratio"], rules.max_invalid_ratio)
+    if current.is_numeric and (rules.min is not None or rules.max is not None):
+        check("range", ratios["out_of_range_ratio"], rules.max_out_of_range_ratio)
+    if not current.is_numeric and rules.allowed is not None:
+        check("allowed", ratios["not_allowed_ratio"], rules.max_not_allowed_ratio)
+    if not current.is_numeric and rules.max_new_category_ratio is not None:
+        check("new_category", new_category_ratio, rules.max_new_category_ratio)
+    if rules.not_constant and current.valid >= max(min_samples, 2):
+        constant = _is_constant(current)
+        was_constant = reference is not None and reference.kind == current.kind and reference.valid >= 2 \
+            and _is_constant(reference)
+        results["constant"] = RuleResult("constant", 1.0 if constant else 0.0, 0.0, constant and not was_constant)
+    return results
+
+
+def check_volume(rows: int, seconds: float, volume: Volume) -> RuleResult | None:
+    """The model-level volume rule over a window of ``seconds`` holding ``rows`` rows (None: no bounds set)."""
+    if volume.min is None and volume.max is None:
+        return None
+    rate = rows * volume.per / seconds
+    low = volume.min if volume.min is not None else 0.0
+    high = volume.max if volume.max is not None else float("inf")
+    violated = not low <= rate <= high
+    limit = volume.min if volume.min is not None and rate < low else volume.max
+    return RuleResult("volume", rate, limit, violated)
+
+
+def _is_constant(column: ColumnProfile) -> bool:
+    if column.is_numeric:
+        view = Distribution.of(column)
+        return view.items.size == 1
+    return len(Categories.of(column).counts) == 1 and Categories.of(column).exact

@@ -1,0 +1,39 @@
+"""servewatch: drift and data-quality observability for model serving, inside the stack you already run.
+
+Usage::
+
+    import servewatch
+
+    spec = servewatch.load_spec("servewatch.yaml")
+    reference = servewatch.Profile.from_data(training_rows, model="fraud", spec=spec.model("fraud"))
+    current = servewatch.Profile.from_data(todays_rows, model="fraud", spec=spec.model("fraud"))
+
+    from servewatch.detectors import compare
+    print(compare(reference, current, spec.model("fraud")).table())
+
+The subpackages: :mod:`servewatch.instrumentation` (inside serving processes), :mod:`servewatch.exporters`
+(OTLP and Prometheus output), :mod:`servewatch.detectors` (the statistics library and the detector service),
+:mod:`servewatch.dashboards` and :mod:`servewatch.alerts` (Grafana and Prometheus rules from the spec).
+Importing ``servewatch`` loads none of them, and no framework (torch, ray, tritonclient) ever.
+"""
+
+from __future__ import annotations
+
+from .column import ColumnProfile
+from .errors import ProfileError, ServewatchError, SpecError
+from .profile import Profile
+from .spec import ModelSpec, Spec, load_spec
+
+__all__ = [
+    "ColumnProfile",
+    "ModelSpec",
+    "Profile",
+    "ProfileError",
+    "ServewatchError",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "load_spec",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,131 @@
+"""A structural check of serialized KLL sketches, run before bytes from outside reach ``deserialize``.
+
+``datasketches`` 5.2 kills the interpreter (SIGSEGV) when ``kll_doubles_sketch.deserialize`` meets a flipped
+bit in a header (truncated and random bytes raise cleanly). :func:`check_kll` walks the documented layout
+(preamble, family, version, flags, k and m, level count and offsets) and checks it for consistency with the
+length and with n, so only well-formed sketches are handed to the C++ code::
+
+    check_kll(data)                       # raises ProfileError("kll sketch: ...") when anything is off
+    sketch = kll_doubles_sketch.deserialize(data)
+
+Layout (little-endian; see datasketches-cpp ``kll_sketch_impl.hpp``)::
+
+    0 preamble ints (2 short | 5 full)  1 serial version (1 | 2 single item)  2 family (15)  3 flags
+    4 k (u16)  6 m (u8, 8)  7 unused
+    full only:  8 n (u64)  16 min_k (u16)  18 num_levels (u8)  19 unused
+                20 levels[num_levels] (u32)  then min, max (one item each)
+    then the retained items: levels[num_levels] - levels[0] of them (levels[num_levels] = total capacity)
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .errors import ProfileError
+
+__all__ = ["check_kll"]
+
+_FAMILY = 15
+_M = 8
+_MIN_K, _MAX_K = 8, 65535
+_EMPTY, _LEVEL_ZERO_SORTED, _SINGLE_ITEM = 1, 2, 4
+_HEADER = struct.Struct("<BBBBHBB")
+_FULL = struct.Struct("<QHBB")
+
+
+def check_kll(data: bytes, item_size: int = 8) -> None:
+    """Raise :class:`ProfileError` unless ``data`` is a well-formed serialized KLL sketch of ``item_size``-byte
+    items (8: ``kll_doubles_sketch``, 4: ``kll_floats_sketch``)."""
+    size = len(data)
+    if size < 8:
+        _fail(f"{size} bytes is shorter than the 8-byte preamble")
+    preamble, version, family, flags, k, m, _ = _HEADER.unpack_from(data, 0)
+    if family != _FAMILY:
+        _fail(f"family {family} is not KLL ({_FAMILY})")
+    if m != _M:
+        _fail(f"m is {m}, expected {_M}")
+    if not _MIN_K <= k <= _MAX_K:
+        _fail(f"k {k} outside [{_MIN_K}, {_MAX_K}]")
+    if flags & ~(_EMPTY | _LEVEL_ZERO_SORTED | _SINGLE_ITEM):
+        _fail(f"unknown flag bits {flags:#04x}")
+    if flags & _EMPTY:
+        if flags & _SINGLE_ITEM or preamble != 2 or version != 1 or size != 8:
+            _fail("inconsistent empty sketch")
+        return
+    if flags & _SINGLE_ITEM:
+        if preamble != 2 or version != 2 or size != 8 + item_size:
+            _fail("inconsistent single-item sketch")
+        _check_items(np.frombuffer(data, dtype=_dtype(item_size), offset=8))
+        return
+    if preamble != 5 or version != 1:
+        _fail(f"preamble {preamble} / serial version {version} do not describe a full sketch")
+    if size < 20:
+        _fail(f"{size} bytes is shorter than the 20-byte full header")
+    n, min_k, num_levels, _ = _FULL.unpack_from(data, 8)
+    if not _MIN_K <= min_k <= k:
+        _fail(f"min_k {min_k} outside [{_MIN_K}, k={k}]")
+    if not 1 <= num_levels <= 61:
+        _fail(f"{num_levels} levels outside [1, 61]")
+    levels_end = 20 + 4 * num_levels
+    if size < levels_end:
+        _fail("truncated in the level offsets")
+    levels = np.frombuffer(data, dtype="<u4", count=num_levels, offset=20).astype(np.int64)
+    capacity = _total_capacity(k, num_levels)
+    bounds = np.append(levels, capacity)
+    if levels[0] > capacity or np.any(np.diff(bounds) < 0):
+        _fail(f"level offsets {levels.tolist()} are not ordered within capacity {capacity}")
+    retained = capacity - int(levels[0])
+    expected = levels_end + 2 * item_size + retained * item_size
+    if size != expected:
+        _fail(f"length {size} does not match the {retained} items its levels describe ({expected} bytes)")
+    populations = np.diff(bounds)
+    weight = sum(int(count) << level for level, count in enumerate(populations.tolist()))
+    if weight != n or n < 1:
+        _fail(f"n {n} does not match the weights of its retained items ({weight})")
+    dtype = _dtype(item_size)
+    low, high = np.frombuffer(data, dtype=dtype, count=2, offset=levels_end).tolist()
+    items = np.frombuffer(data, dtype=dtype, count=retained, offset=levels_end + 2 * item_size)
+    _check_items(items)
+    if not low <= high or (items.size and (items.min() < low or items.max() > high)):
+        _fail("items fall outside the recorded min/max")
+    start = 0
+    for level, count in enumerate(populations.tolist()):
+        chunk = items[start:start + count]
+        start += count
+        if (level > 0 or flags & _LEVEL_ZERO_SORTED) and chunk.size > 1 and np.any(np.diff(chunk) < 0):
+            _fail(f"level {level} is not sorted")
+
+
+def _dtype(item_size: int) -> str:
+    if item_size == 8:
+        return "<f8"
+    if item_size == 4:
+        return "<f4"
+    raise ValueError("item_size must be 4 or 8")
+
+
+def _check_items(items: np.ndarray) -> None:
+    if not np.all(np.isfinite(items)):
+        _fail("items are not all finite numbers")
+
+
+def _total_capacity(k: int, num_levels: int) -> int:
+    return sum(max(_M, _capacity_at_depth(k, num_levels - height - 1)) for height in range(num_levels))
+
+
+def _capacity_at_depth(k: int, depth: int) -> int:
+    if depth <= 30:
+        return _scaled(k, depth)
+    half = depth // 2
+    return _scaled(_scaled(k, half), depth - half)
+
+
+def _scaled(k: int, depth: int) -> int:
+    """round(k * (2/3)**depth), in the integer arithmetic the C++ library uses."""
+    return (((2 * k) << depth) // 3**depth + 1) >> 1
+
+
+def _fail(reason: str) -> None:
+    raise ProfileError(f"kll sketch: {reason}")
