@@ -26,7 +26,7 @@ from .categorical import chi2, cramers_v, linf, new_category_ratio
 from .detector import Detector
 from .distribution import Categories, Distribution
 from .numeric import ks, wasserstein
-from .report import SEVERITIES, ColumnReport, Report, compare
+from .report import SEVERITIES, ColumnReport, Report, compare, worst_severity
 from .rules import RuleResult, check_rules, check_volume, quality_ratios
 from .statistic import Statistic
 
@@ -54,4 +54,5 @@ __all__ = [
     "psi",
     "quality_ratios",
     "wasserstein",
+    "worst_severity",
 ]

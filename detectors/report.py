@@ -32,7 +32,7 @@ from .numeric import ks, wasserstein
 from .rules import RuleResult, check_rules, check_volume, quality_ratios
 from .statistic import Statistic
 
-__all__ = ["ColumnReport", "Report", "SEVERITIES", "compare", "worst"]
+__all__ = ["ColumnReport", "Report", "SEVERITIES", "compare", "worst_severity"]
 
 SEVERITIES = ("ok", "warning", "critical")
 
@@ -46,7 +46,7 @@ _BINNED = {"d1", "psi", "js", "hellinger"}
 assert tuple(_NUMERIC) == NUMERIC_STATISTICS and tuple(_CATEGORICAL) == CATEGORICAL_STATISTICS
 
 
-def worst(severities: Sequence[str]) -> str:
+def worst_severity(severities: Sequence[str]) -> str:
     """The most severe of ``severities`` ("ok" for none)."""
     return max(severities, key=SEVERITIES.index, default="ok")
 
@@ -88,7 +88,7 @@ class Report:
     @property
     def severity(self) -> str:
         model_level = ["warning" for rule in self.rules.values() if rule.violated]
-        return worst([column.severity for column in self.columns.values()] + model_level)
+        return worst_severity([column.severity for column in self.columns.values()] + model_level)
 
     @property
     def drifted(self) -> list[str]:
@@ -195,5 +195,5 @@ def _compare_column(name: str, signal: str, reference: ColumnProfile | None, cur
     severities = [thresholds[stat].severity(value.value) for stat, value in result.statistics.items()
                   if stat in thresholds]
     severities += ["warning" for rule in result.rules.values() if rule.violated]
-    result.severity = worst(severities)
+    result.severity = worst_severity(severities)
     return result

@@ -96,7 +96,7 @@ def _from_mapping(batch: Mapping[str, Any], columns: Sequence[Column] | None, ma
         values = batch.get(key)
         if values is None:
             result[column.name] = [None] * rows
-        elif source.index is not None:
+        elif source.index is not None and source.key is not None:
             table = _as_2d(np.asarray(values)) if _rectangular(values) else None
             if table is not None and source.index < table.shape[1]:
                 result[column.name] = table[:, source.index]
@@ -183,7 +183,9 @@ def _getter(column: Column) -> Callable[[Mapping[str, Any]], Any]:
     if source.path is not None:
         path = list(source.path)
         return lambda row: _walk(row, path)
-    key = source.key if source.key is not None else column.name
+    if source.key is None:  # a positional source: dict rows are found by the column's name instead
+        return lambda row: row.get(column.name)
+    key = source.key
     if source.index is not None:
         index = source.index
         return lambda row: _item(row.get(key), index)

@@ -255,6 +255,12 @@ def _column(name: str, fields: Mapping[str, AnyValue], limits: Limits) -> Column
         frequent = _deserialize(ds.frequent_strings_sketch, _sketch_bytes(fields.get("frequent"), f"{where} frequent",
                                                                           limits), where)
         distinct = _deserialize(ds.hll_sketch, _sketch_bytes(fields.get("distinct"), f"{where} distinct", limits), where)
+        try:  # item strings must decode (a corrupt one raises std::bad_cast only when read)
+            frequent.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
+        except Exception as error:
+            raise ProfileError(f"{where}: corrupt frequent-items sketch: {error}") from None
+        if not 4 <= distinct.lg_config_k <= 21:
+            raise ProfileError(f"{where}: distinct-count sketch has lg_k {distinct.lg_config_k} outside [4, 21]")
         if frequent.total_weight != valid:
             raise ProfileError(f"{where}: sketch holds weight {frequent.total_weight}, counts say {valid}")
         if counts["not_allowed"] > valid:

@@ -1,0 +1,47 @@
+# servewatch: `make demo` runs the whole loop on this machine; `make test` runs every test.
+# Both set themselves up: Debian packages when run as root (scripts/system-deps.sh), a virtual environment
+# in .venv with servewatch and the framework extras, and (for the Triton tests) .venv-triton.
+
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+TRITON_VENV := .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+# torch 2.13.0 (CPU) is the build this machine keeps on disk; TorchServe only needs some torch.
+TORCH := torch==2.13.0
+
+.PHONY: demo test test-fast bench system venv venv-triton clean
+
+demo: system $(STAMP)
+	$(VENV)/bin/servewatch demo
+
+test: system $(STAMP) $(TRITON_STAMP)
+	$(VENV)/bin/pytest
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -m "not integration and not slow"
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+system:
+	@sh scripts/system-deps.sh
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,torchserve,ray,gpu,report]' $(TORCH)
+	touch $@
+
+venv-triton: $(TRITON_STAMP)
+$(TRITON_STAMP): pyproject.toml
+	@if [ -x /usr/bin/python3.11 ]; then \
+	  /usr/bin/python3.11 -m venv $(TRITON_VENV) && \
+	  $(TRITON_VENV)/bin/pip install -q --upgrade pip && \
+	  $(TRITON_VENV)/bin/pip install -q -e '.[triton,dev]' && touch $@; \
+	else echo "no /usr/bin/python3.11: the PyTriton tests will skip"; fi
+
+clean:
+	rm -rf $(VENV) $(TRITON_VENV) build dist *.egg-info .pytest_cache
