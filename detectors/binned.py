@@ -7,10 +7,13 @@ Usage::
     d1(reference.columns["amount"], current.columns["amount"]).value       # 0 (same) .. 2 (disjoint)
     psi(reference.columns["country"], current.columns["country"]).value
 
-Bins. Numeric columns use ``bins`` (default 10) bins whose edges are the reference's quantiles at 1/10,
-2/10, ... 9/10, taken from its sketch (ties merge edges, so a discrete column can have fewer bins); each bin
-is (previous edge, edge], open at both ends of the line. Categorical columns use one bin per category plus
-one for the weight the sketches no longer attribute to a tracked category.
+Bins. Numeric columns use ``bins`` (default 10) bins between the reference's minimum and maximum, whose
+inner edges are the reference's quantiles at 1/10, 2/10, ... 9/10 from its sketch (ties merge edges, so a
+discrete column can have fewer), each bin (previous edge, edge] and the first closed at the minimum; plus
+two more for values below the reference's minimum and above its maximum, where the reference has no mass:
+values outside the training range count in full. So 12 bins by default, and two columns with disjoint
+ranges are at the maximum of each distance. Categorical columns use one bin per category plus one for the
+weight the sketches no longer attribute to a tracked category.
 
 The formulas, with p the reference's and q the current's share per bin:
 
@@ -44,10 +47,14 @@ def shares(reference: ColumnProfile, current: ColumnProfile, bins: int = DEFAULT
     if not reference.is_numeric:
         return category_shares(reference, current)
     ref, cur = Distribution.of(reference), Distribution.of(current)
-    edges = np.unique(ref.quantiles(np.arange(1, bins) / bins))
-    p = np.diff(np.concatenate(([0.0], ref.cdf_at(edges), [1.0])))
-    q = np.diff(np.concatenate(([0.0], cur.cdf_at(edges), [1.0])))
-    return p, q
+    inner = ref.quantiles(np.arange(1, bins) / bins)
+    edges = np.unique(np.concatenate((inner[inner < ref.high], [ref.high])))
+
+    def masses(view: Distribution) -> np.ndarray:
+        below = view.cdf_below(np.array([ref.low]))
+        return np.diff(np.concatenate(([0.0], below, view.cdf_at(edges), [1.0])))
+
+    return masses(ref), masses(cur)
 
 
 def _d1(p: np.ndarray, q: np.ndarray) -> float:

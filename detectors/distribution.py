@@ -27,9 +27,10 @@ class Distribution:
     <= each item; the last is 1). ``rank_error`` is the sketch's single-sided normalized rank error, 0 while
     the sketch still holds every value."""
 
-    __slots__ = ("items", "cdf", "n", "rank_error")
+    __slots__ = ("items", "cdf", "n", "rank_error", "low", "high")
 
-    def __init__(self, items: np.ndarray, weights: np.ndarray, n: int, rank_error: float) -> None:
+    def __init__(self, items: np.ndarray, weights: np.ndarray, n: int, rank_error: float,
+                 low: float | None = None, high: float | None = None) -> None:
         order = np.argsort(items, kind="stable")
         items, weights = items[order], weights[order]
         if items.size > 1:
@@ -42,6 +43,9 @@ class Distribution:
         self.cdf = cumulative / cumulative[-1] if cumulative.size else cumulative
         self.n = n
         self.rank_error = rank_error
+        self.low = float(items[0]) if low is None and items.size else low
+        """The smallest value the sketch saw (it may have compacted it away from ``items``)."""
+        self.high = float(items[-1]) if high is None and items.size else high
 
     @classmethod
     def of(cls, column: ColumnProfile) -> Distribution:
@@ -57,13 +61,18 @@ class Distribution:
         else:
             pairs = np.array(list(sketch), dtype=np.float64)
             error = sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0
-            view = cls(pairs[:, 0], pairs[:, 1], sketch.n, error)
+            view = cls(pairs[:, 0], pairs[:, 1], sketch.n, error, sketch.get_min_value(), sketch.get_max_value())
         column.view = view
         return view
 
     def cdf_at(self, points: np.ndarray) -> np.ndarray:
         """P(X <= x) for each x in ``points``."""
         index = np.searchsorted(self.items, points, side="right")
+        return np.concatenate(([0.0], self.cdf))[index]
+
+    def cdf_below(self, points: np.ndarray) -> np.ndarray:
+        """P(X < x) for each x in ``points``."""
+        index = np.searchsorted(self.items, points, side="left")
         return np.concatenate(([0.0], self.cdf))[index]
 
     def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -45,8 +45,8 @@ from .kll_layout import check_kll
 from .profile import SIGNALS, Profile
 
 __all__ = [
-    "EVENT_NAME",
     "Decoded",
+    "EVENT_NAME",
     "Limits",
     "WIRE_VERSION",
     "decode_profiles",
