@@ -13,8 +13,13 @@ TORCH := torch==2.13.0
 
 .PHONY: demo test test-fast bench system venv venv-triton clean
 
+DEMO_OUT := demo-out
+DEMO_SPEC := examples/weather/servewatch.yaml
+
 demo: system $(STAMP)
-	$(VENV)/bin/servewatch demo
+	$(VENV)/bin/python examples/weather/split.py $(DEMO_OUT)
+	$(VENV)/bin/servewatch reference --spec $(DEMO_SPEC) --model weather $(DEMO_OUT)/reference.csv -o $(DEMO_OUT)/reference.pb
+	$(VENV)/bin/servewatch compare $(DEMO_OUT)/reference.pb $(DEMO_OUT)/current.csv --spec $(DEMO_SPEC)
 
 test: system $(STAMP) $(TRITON_STAMP)
 	$(VENV)/bin/pytest
