@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("servewatch.cli", "check a spec file: prints OK or every problem (exit 1)"),
     "reference": ("servewatch.cli", "build a reference profile from training data (CSV, Parquet, .npy)"),
     "compare": ("servewatch.cli", "compare two profiles or data files: drift statistics and rules"),
+    "report": ("servewatch.cli", "an HTML (and PNG) report with a picture per drifted column"),
+    "dashboards": ("servewatch.dashboards.cli", "Grafana dashboards of a spec (JSON + provisioning), optional upload"),
+    "alerts": ("servewatch.alerts.cli", "Prometheus alert and recording rules of a spec, unit tests, Alertmanager example"),
 }
 """Subcommand -> (module holding its ``add_arguments``/``run``, one-line help). Packages add theirs here."""
 
@@ -134,9 +137,10 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 1 when the worst severity reaches this level (for CI)")
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def _compare_inputs(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any], list[Any]]:
+    """(model, reference profiles by signal, current profiles by signal, one report per shared signal)."""
     from .dataset import is_data_file, read_profiles
-    from .detectors import SEVERITIES, compare, worst_severity
+    from .detectors import compare
     from .spec import Spec, load_spec
 
     spec = load_spec(args.spec) if args.spec else Spec()
@@ -152,6 +156,13 @@ def run_compare(args: argparse.Namespace) -> int:
                if signal in references]
     if not reports:
         raise ServewatchError("the two inputs share no signal to compare (input / prediction)")
+    return model, references, currents, reports
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from .detectors import SEVERITIES, worst_severity
+
+    model, _references, _currents, reports = _compare_inputs(args)
     severity = worst_severity([report.severity for report in reports])
     if args.format == "json":
         columns: dict[str, Any] = {}
@@ -165,6 +176,31 @@ def run_compare(args: argparse.Namespace) -> int:
             print()
     if args.fail_on and SEVERITIES.index(severity) >= SEVERITIES.index(args.fail_on):
         return 1
+    return 0
+
+
+# -- report -------------------------------------------------------------------------------------------------
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reference", help="reference: a profile file (.pb) or a data file")
+    parser.add_argument("current", help="current: a profile file (.pb) or a data file")
+    parser.add_argument("--spec", help="servewatch.yaml (thresholds, rules, columns); optional")
+    parser.add_argument("--model", help="model name (default: the reference profile's)")
+    parser.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    parser.add_argument("--png", action="store_true", help="also write the pictures as one PNG beside it")
+    parser.add_argument("--all", action="store_true", help="a picture for every column, not only drifted ones")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import os
+
+    from .detectors.html_report import write_report
+
+    _model, references, currents, reports = _compare_inputs(args)
+    png = os.path.splitext(args.output)[0] + ".png" if args.png else None
+    pictured = write_report(reports, references, currents, args.output, png=png, everything=args.all)
+    print(f"{args.output}: {len(pictured)} picture(s)" + (f"; {png}" if png else "")
+          + (f": {', '.join(pictured)}" if pictured else ""))
     return 0
 
 

@@ -96,3 +96,20 @@ def test_bad_input_exits_2_with_one_line(workdir: Path) -> None:
         assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("servewatch ")
     assert servewatch().returncode == 2
     assert servewatch("compare", "--help").returncode == 0
+
+
+def test_report_html_and_png(workdir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    spec, ref = str(workdir / "spec.yaml"), str(workdir / "ref-report.pb")
+    assert servewatch("reference", "--spec", spec, "--model", "weather", str(workdir / "train.csv"), "-o", ref).returncode == 0
+    output = workdir / "report.html"
+    run = servewatch("report", ref, str(workdir / "drifted.csv"), "--spec", spec, "-o", str(output), "--png")
+    assert run.returncode == 0, run.stderr
+    assert "input/precipitation" in run.stdout and "input/temp_max" not in run.stdout
+    page = output.read_text()
+    assert page.count("data:image/png;base64,") == len(run.stdout.split(": ", 2)[2].split(", "))
+    assert "precipitation" in page and "critical" in page
+    png = output.with_suffix(".png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    quiet = servewatch("report", ref, str(workdir / "same.csv"), "--spec", spec, "-o", str(workdir / "q.html"), "--png")
+    assert quiet.returncode == 0 and "0 picture(s)" in quiet.stdout and "No column drifted" in (workdir / "q.html").read_text()
