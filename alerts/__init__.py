@@ -1,1 +1,41 @@
-"""(being written)"""
+"""Prometheus alerting and recording rules from a spec, their unit tests, and an Alertmanager example.
+
+Usage::
+
+    from servewatch import load_spec
+    from servewatch.alerts import Config, Receivers, alertmanager_config, render_rules, rule_tests
+
+    spec = load_spec("servewatch.yaml")
+    config = Config(availability=0.999, latency_p99=0.5)
+    open("rules.yml", "w").write(render_rules(spec, config))          # promtool check rules rules.yml
+
+Or ``servewatch alerts --spec servewatch.yaml -o rules.yml`` (see :mod:`servewatch.alerts.cli`). The drift and
+data-quality rules read their thresholds, limits and windows from the spec (the values the dashboards draw);
+:class:`Config` holds what the spec does not: service objectives, the detector's job, the runbook URL pattern
+and the time scale. Alert names start with ``Servewatch``; every alert has a ``severity`` label (critical
+pages, warning opens a ticket, info is for troubleshooting) and ``summary``, ``description`` and
+``runbook_url`` annotations; the runbooks are ``docs/runbooks/<alertname>.md``.
+"""
+
+from __future__ import annotations
+
+from .alertmanager import Receivers, alertmanager_config
+from .config import Config, Timing
+from .rule import Alert, Group, Recording, dump_yaml
+from .rule_tests import rule_tests
+from .rules import alert_names, render_rules, rule_groups
+
+__all__ = [
+    "Alert",
+    "Config",
+    "Group",
+    "Receivers",
+    "Recording",
+    "Timing",
+    "alert_names",
+    "alertmanager_config",
+    "dump_yaml",
+    "render_rules",
+    "rule_groups",
+    "rule_tests",
+]
