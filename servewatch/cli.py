@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("servewatch.cli", "check a spec file: prints OK or every problem (exit 1)"),
     "reference": ("servewatch.cli", "build a reference profile from training data (CSV, Parquet, .npy)"),
     "compare": ("servewatch.cli", "compare two profiles or data files: drift statistics and rules"),
+    "detect": ("servewatch.detectors.service.command", "run the detector: OTLP in, drift gauges on /metrics"),
     "report": ("servewatch.cli", "an HTML (and PNG) report with a picture per drifted column"),
     "dashboards": ("servewatch.dashboards.cli", "Grafana dashboards of a spec (JSON + provisioning), optional upload"),
     "alerts": ("servewatch.alerts.cli", "Prometheus alert and recording rules of a spec, unit tests, Alertmanager example"),

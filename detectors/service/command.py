@@ -1,0 +1,77 @@
+"""``servewatch detect``: run the detector service until SIGTERM or Ctrl-C.
+
+Usage::
+
+    servewatch detect --spec servewatch.yaml --state /var/lib/servewatch \\
+        --listen 127.0.0.1:4318 --metrics-listen 127.0.0.1:9108 [--interval 15s] [--bucket 1m] [--retention 8d]
+    SERVEWATCH_DETECTOR_TOKEN=secret servewatch detect ...     # producers send "Authorization: Bearer secret"
+    servewatch detect --bucket 1s --interval 1s --table         # a compressed time scale, results printed
+
+It prints one line saying where it listens (the bound ports, also for port 0), then runs until SIGTERM or
+SIGINT: it stops accepting, lets the requests in flight finish and commit, closes the store and exits 0.
+Bad flags, a bad spec, a port in use or a state directory made for another bucket size exit 2 with a
+one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+
+from ...errors import ServewatchError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", help="servewatch.yaml (models, windows, references, thresholds); optional")
+    parser.add_argument("--listen", default="127.0.0.1:4318",
+                        help="OTLP/HTTP address for /v1/logs and /v1/metrics (default %(default)s)")
+    parser.add_argument("--metrics-listen", default="127.0.0.1:9108",
+                        help="address of /metrics, /healthz, /readyz (default %(default)s)")
+    parser.add_argument("--state", default="servewatch-state",
+                        help="directory of the durable store (default ./%(default)s)")
+    parser.add_argument("--interval", help="how often every window is evaluated (default: the spec's, else 15s)")
+    parser.add_argument("--bucket", help="finest time bucket (default: the spec's, else 1m)")
+    parser.add_argument("--retention", help="how long data is kept (default: the spec's, else 8d)")
+    parser.add_argument("--token", default=os.environ.get("SERVEWATCH_DETECTOR_TOKEN"),
+                        help="bearer token producers must send (default: $SERVEWATCH_DETECTOR_TOKEN; none)")
+    parser.add_argument("--max-series", type=int, default=1000,
+                        help="most (model, signal) pairs stored (default %(default)s)")
+    parser.add_argument("--table", action="store_true", help="print the results table after every evaluation")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from .service import DetectorService
+    from .store import StoreError
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
+                                   metrics_listen=args.metrics_listen, interval=args.interval, bucket=args.bucket,
+                                   retention=args.retention, token=args.token, max_series=args.max_series)
+        detector.start()
+    except (ValueError, StoreError) as error:
+        raise ServewatchError(str(error)) from None
+    except sqlite3.Error as error:
+        raise ServewatchError(f"cannot open the store in {args.state}: {error}") from None
+    print(detector.describe(), flush=True)
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(detector.interval if args.table else 3600.0):
+            if args.table:
+                print(detector.table() + "\n", flush=True)
+    finally:
+        detector.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    print("servewatch detect: stopped", flush=True)
+    return 0

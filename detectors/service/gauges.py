@@ -1,0 +1,161 @@
+"""The detector's Prometheus families: drift and quality gauges from evaluation results, and its own counters.
+
+Usage::
+
+    families = result_families(results.values())     # after each evaluation -> exporters.prometheus.Snapshot
+    activity = Activity()                              # counters the receiver and the evaluator update
+    activity.profiles(accepted=3, model="fraud", at=time.time())
+    exposition.register(activity)                      # a collector: counters read at scrape time
+
+Per (model, signal, feature, window), the names of DESIGN.md:
+
+- ``servewatch_window_samples``: values in the window (always, reference or not);
+- ``servewatch_drift_<statistic>`` (``ks``, ``d1``, ``psi``, ``js``, ``hellinger``, ``wasserstein``; for
+  categorical columns ``linf``, ``d1``, ``psi``, ``js``, ``hellinger``, ``chi2``, ``cramers_v``) and
+  ``servewatch_drift_ks_bound``: only where the statistic has a value (a window or reference below
+  ``min_samples`` has none), only once a reference exists;
+- ``servewatch_drift_severity``: 0 ok, 1 warning, 2 critical, per column (statistics and rules);
+- ``servewatch_quality_<ratio>`` (missing, invalid, out_of_range, not_allowed, new_category) where defined,
+  and ``servewatch_quality_rule_violated`` (label ``rule``; 0/1; the model-level ``volume`` rule has
+  ``feature=""``);
+- ``servewatch_detector_reference_ready`` (per model, signal, window: 1 once it is evaluated).
+
+Counters (``Activity``): ``servewatch_detector_profiles_received_total`` (accepted and stored, each profile
+once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_detector_profiles_duplicate_total``,
+``servewatch_detector_records_ignored_total`` (log records that are not profiles),
+``servewatch_detector_last_profile_timestamp_seconds{model}`` (when the last profile of the model was
+accepted), ``servewatch_detector_evaluation_duration_seconds`` (the last evaluation),
+``servewatch_detector_requests_total{path, code}``, ``servewatch_detector_store_damaged_total``, and for
+re-exposed serving metrics ``servewatch_detector_metric_points_received_total``,
+``servewatch_detector_metric_points_rejected_total{reason}``, ``servewatch_detector_metric_series``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
+from ..report import SEVERITIES
+from .evaluator import WindowResult
+
+__all__ = ["Activity", "result_families"]
+
+_LABELS = ["model", "signal", "feature", "window"]
+_STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
+_QUALITY = ("missing_ratio", "invalid_ratio", "out_of_range_ratio", "not_allowed_ratio", "new_category_ratio")
+
+
+def result_families(results: Iterable[WindowResult]) -> list[Metric]:
+    """Gauge families for a set of window results (see the module docstring)."""
+    samples = GaugeMetricFamily("servewatch_window_samples", "Values of the feature in the window", labels=_LABELS)
+    drift = {name: GaugeMetricFamily(f"servewatch_drift_{name}", f"{name} between the window and its reference",
+                                     labels=_LABELS) for name in _STATISTICS}
+    bound = GaugeMetricFamily("servewatch_drift_ks_bound", "Sketch error bound of servewatch_drift_ks",
+                              labels=_LABELS)
+    severity = GaugeMetricFamily("servewatch_drift_severity", "0 ok, 1 warning, 2 critical", labels=_LABELS)
+    quality = {name: GaugeMetricFamily(f"servewatch_quality_{name}", f"{name.replace('_', ' ')} in the window",
+                                       labels=_LABELS) for name in _QUALITY}
+    rules = GaugeMetricFamily("servewatch_quality_rule_violated", "1 while the data-quality rule is violated",
+                              labels=[*_LABELS, "rule"])
+    ready = GaugeMetricFamily("servewatch_detector_reference_ready", "1 once the window has a reference",
+                              labels=["model", "signal", "window"])
+    for result in results:
+        window = result.window.name
+        ready.add_metric([result.model, result.signal, window], 1.0 if result.report is not None else 0.0)
+        for feature, count in result.samples.items():
+            samples.add_metric([result.model, result.signal, feature, window], float(count))
+        if result.report is None:
+            continue
+        for feature, column in result.report.columns.items():
+            labels = [result.model, result.signal, feature, window]
+            for name, statistic in column.statistics.items():
+                if statistic.value is None or name not in drift:
+                    continue
+                drift[name].add_metric(labels, statistic.value)
+                if name == "ks" and statistic.bound is not None:
+                    bound.add_metric(labels, statistic.bound)
+            severity.add_metric(labels, float(SEVERITIES.index(column.severity)))
+            for name, ratio in column.quality.items():
+                if ratio is not None and name in quality:
+                    quality[name].add_metric(labels, ratio)
+            for rule in column.rules.values():
+                rules.add_metric([*labels, rule.rule], 1.0 if rule.violated else 0.0)
+        for rule in result.report.rules.values():
+            rules.add_metric([result.model, result.signal, "", window, rule.rule], 1.0 if rule.violated else 0.0)
+    return [samples, *drift.values(), bound, severity, *quality.values(), rules, ready]
+
+
+class Activity:
+    """Thread-safe counters of what the detector received and did; a prometheus-client collector."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received = 0
+        self.duplicates = 0
+        self.ignored = 0
+        self.rejected: Counter[str] = Counter()
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.last_profile: dict[str, float] = {}
+        self.evaluation_seconds = 0.0
+        self.metric_sources: list[Callable[[], tuple[int, Counter[str], int]]] = []
+        """Callables giving (points received, points rejected by reason, series) for re-exposed metrics."""
+        self.damaged: Callable[[], int] = lambda: 0
+
+    def profiles(self, *, accepted: int = 0, duplicates: int = 0, ignored: int = 0, model: str | None = None,
+                 at: float = 0.0, rejected: Iterable[str] = ()) -> None:
+        with self._lock:
+            self.received += accepted
+            self.duplicates += duplicates
+            self.ignored += ignored
+            self.rejected.update(rejected)
+            if model is not None and accepted:
+                self.last_profile[model] = max(at, self.last_profile.get(model, 0.0))
+
+    def request(self, path: str, code: int) -> None:
+        with self._lock:
+            self.requests[(path, str(code))] += 1
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            received = CounterMetricFamily("servewatch_detector_profiles_received",
+                                           "Profiles accepted and stored (each counted once)", value=self.received)
+            rejected = CounterMetricFamily("servewatch_detector_profiles_rejected", "Profiles rejected, by reason",
+                                           labels=["reason"])
+            for reason, count in sorted(self.rejected.items()):
+                rejected.add_metric([reason], count)
+            duplicates = CounterMetricFamily("servewatch_detector_profiles_duplicate",
+                                             "Profiles delivered again and counted once", value=self.duplicates)
+            ignored = CounterMetricFamily("servewatch_detector_records_ignored",
+                                          "Log records that are not servewatch.profile events", value=self.ignored)
+            last = GaugeMetricFamily("servewatch_detector_last_profile_timestamp_seconds",
+                                     "When the detector last accepted a profile of the model", labels=["model"])
+            for model, at in sorted(self.last_profile.items()):
+                last.add_metric([model], at)
+            duration = GaugeMetricFamily("servewatch_detector_evaluation_duration_seconds",
+                                         "Duration of the last evaluation of every window",
+                                         value=self.evaluation_seconds)
+            requests = CounterMetricFamily("servewatch_detector_requests", "OTLP/HTTP requests, by path and status",
+                                           labels=["path", "code"])
+            for (path, code), count in sorted(self.requests.items()):
+                requests.add_metric([path, code], count)
+        damaged = CounterMetricFamily("servewatch_detector_store_damaged",
+                                      "Stored buckets found damaged and started afresh", value=self.damaged())
+        total_points, total_series, reasons = 0, 0, Counter[str]()
+        for source in self.metric_sources:
+            count, why, held = source()
+            total_points, total_series = total_points + count, total_series + held
+            reasons.update(why)
+        points = CounterMetricFamily("servewatch_detector_metric_points_received",
+                                     "OTLP metric points received from serving processes", value=total_points)
+        refused = CounterMetricFamily("servewatch_detector_metric_points_rejected",
+                                      "OTLP metric points rejected, by reason", labels=["reason"])
+        for reason, count in sorted(reasons.items()):
+            refused.add_metric([reason], count)
+        series = GaugeMetricFamily("servewatch_detector_metric_series", "Re-exposed serving metric series",
+                                   value=total_series)
+        return [received, rejected, duplicates, ignored, last, duration, requests, damaged, points, refused, series]

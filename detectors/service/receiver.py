@@ -1,0 +1,387 @@
+"""The OTLP/HTTP receiver: ``POST /v1/logs`` (profiles) and ``POST /v1/metrics`` (serving metrics).
+
+Usage::
+
+    receiver = Receiver(("127.0.0.1", 4318), handlers={"/v1/logs": (ExportLogsServiceRequest, on_logs)},
+                        token=None)
+    receiver.start()
+    receiver.address          # the bound (host, port)
+    receiver.stop()           # stop accepting, finish the requests in flight, close idle connections
+
+A handler takes the parsed request and returns the response message (an ``Export*ServiceResponse``, with
+``partial_success`` set when it rejected part of it) or raises :class:`~.committer.Unavailable` (503 with
+``Retry-After``). The answers, as the OTLP/HTTP specification has them: 200 with the response message;
+400 with a reason for a malformed body; 401 without the right ``Authorization: Bearer <token>`` (when a
+token is set); 404/405 for other paths and methods; 411 without ``Content-Length`` (chunked bodies are
+read); 413 over ``max_body`` bytes on the wire or ``max_inflated`` once decompressed (gzip bombs included);
+415 for an unknown ``Content-Type`` or ``Content-Encoding``; 503 when the store cannot take the data or too
+much is in flight. Error bodies are ``google.rpc.Status`` messages in the request's encoding.
+
+Robustness: the server is a standard-library ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive) with a cap on
+open connections, a socket timeout against stalled or idle clients, a budget of body bytes held at once, a
+cap on requests decoding at once (decoding holds the GIL, so more would only add memory), and no exception
+from a request ever reaching the server loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from google.protobuf.message import Message
+
+from .committer import Unavailable
+from .otlp import RequestError, answer, decompress, failure, media_type, parse
+
+__all__ = ["Handler", "Receiver", "ReceiverLimits"]
+
+_log = logging.getLogger("servewatch.detect")
+
+Handler = tuple[type[Message], Callable[[Any], Message]]
+"""(request message class, function of the parsed request returning the response message)."""
+
+
+@dataclass(frozen=True)
+class ReceiverLimits:
+    """Limits of the receiver (bytes, seconds, counts)."""
+
+    max_body: int = 16 * 2**20
+    max_inflated: int = 64 * 2**20
+    max_connections: int = 256
+    max_bytes_in_flight: int = 256 * 2**20
+    max_decoding: int = 2
+    timeout: float = 30.0
+
+
+class _Request(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "servewatch-detect"
+    sys_version = ""
+
+    def setup(self) -> None:
+        self.timeout = self.server.limits.timeout
+        super().setup()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (OSError, ValueError):  # resets, timeouts, closed files: the client is gone
+            self.close_connection = True
+
+    def handle_expect_100(self) -> bool:
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.server.limits.max_body:
+            self.close_connection = True
+            self._fail(413, f"body of {length} bytes is over the {self.server.limits.max_body}-byte limit")
+            return False
+        return super().handle_expect_100()
+
+    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        path = self.path.split("?", 1)[0]
+        status = 500
+        self.server.busy(self, True)
+        try:
+            status = self._post(path)
+        finally:
+            self.server.busy(self, False)
+            self.server.on_request(path if path in self.server.handlers else "other", status)
+            if self.server.stopping:
+                self.close_connection = True
+
+    def _post(self, path: str) -> int:
+        as_json = media_type(self.headers.get("Content-Type")) == "json"
+        body_read = False
+        try:
+            handler = self.server.handlers.get(path)
+            if handler is None:
+                raise RequestError(404, f"no such endpoint {path!r}: the detector receives /v1/logs and /v1/metrics")
+            self._authorize()
+            if media_type(self.headers.get("Content-Type")) is None:
+                raise RequestError(415, f"Content-Type {self.headers.get('Content-Type')!r} is not supported: "
+                                        "use application/x-protobuf or application/json")
+            body = self._body()
+            body_read = True
+            with self.server.decoding:
+                data = decompress(body, self.headers.get("Content-Encoding"), self.server.limits.max_inflated)
+                del body
+                request = parse(handler[0], self.headers.get("Content-Type"), data)
+                del data
+                response = handler[1](request)
+            payload, content_type = answer(response, as_json)
+            self._send(200, payload, content_type)
+            return 200
+        except RequestError as error:
+            if not body_read:
+                self.close_connection = True  # the body was not read: the connection cannot be reused
+            self._fail(error.status, error.reason, as_json)
+            return error.status
+        except Unavailable as error:
+            self.close_connection = self.close_connection or not body_read
+            self._fail(503, str(error), as_json, retry_after=5)
+            return 503
+        except TimeoutError:
+            self.close_connection = True
+            self._fail(408, "the request body did not arrive in time", as_json)
+            return 408
+        except OSError:
+            self.close_connection = True  # the client went away
+            return 499
+        except Exception as error:
+            _log.exception("request to %s failed", path)
+            self.close_connection = True
+            self._fail(500, f"internal error: {error}", as_json)
+            return 500
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._method_not_allowed()
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
+
+    def _method_not_allowed(self) -> None:
+        self.close_connection = True  # whatever body came along is not read
+        self._fail(405, f"{self.command} is not allowed: OTLP/HTTP uses POST", extra={"Allow": "POST"})
+        path = self.path.split("?", 1)[0]
+        self.server.on_request(path if path in self.server.handlers else "other", 405)
+
+    def _authorize(self) -> None:
+        token = self.server.token
+        if token is None:
+            return
+        given = self.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise RequestError(401, "missing or wrong bearer token")
+
+    def _body(self) -> bytes:
+        limits = self.server.limits
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._chunked(limits.max_body)
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            self.close_connection = True
+            raise RequestError(411, "Content-Length is required (or a chunked body)")
+        if not length_text.strip().isdigit():
+            self.close_connection = True
+            raise RequestError(400, f"Content-Length {length_text!r} is not a byte count")
+        length = int(length_text)
+        if length > limits.max_body:
+            self.close_connection = True
+            raise RequestError(413, f"body of {length} bytes is over the {limits.max_body}-byte limit")
+        with self.server.reserve(length):
+            body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            raise RequestError(400, f"body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _chunked(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        with self.server.reserve(limit):
+            while True:
+                line = self.rfile.readline(1026)
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    self.close_connection = True
+                    raise RequestError(400, "malformed chunked body") from None
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                total += size
+                if total > limit:
+                    self.close_connection = True
+                    raise RequestError(413, f"chunked body over the {limit}-byte limit")
+                chunk = self.rfile.read(size)
+                if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    self.close_connection = True
+                    raise RequestError(400, "chunked body ended early")
+                parts.append(chunk)
+
+    def _fail(self, status: int, reason: str, as_json: bool = False, *, retry_after: int | None = None,
+              extra: Mapping[str, str] | None = None) -> None:
+        payload, content_type = failure(status, reason, as_json)
+        headers = dict(extra or {})
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        self._send(status, payload, content_type, headers)
+        self.server.throttle.log(status, f"{self.client_address[0]} {self.command} {self.path} -> {status}: {reason}")
+
+    def _send(self, status: int, payload: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Bearer realm="servewatch"')
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if self.close_connection or self.server.stopping:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        _log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Throttle:
+    """Logs refused requests at most once a minute per status, so a misbehaving client cannot flood the log."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._last: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def log(self, status: int, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(status, -self.every) < self.every:
+                return
+            self._last[status] = now
+        _log.warning("%s", message)
+
+
+class _Reservation:
+    def __init__(self, server: _Server, size: int) -> None:
+        self.server, self.size = server, size
+
+    def __enter__(self) -> None:
+        with self.server.lock:
+            if self.server.in_flight + self.size > self.server.limits.max_bytes_in_flight:
+                raise Unavailable("too many request bytes in flight")
+            self.server.in_flight += self.size
+
+    def __exit__(self, *exc: object) -> None:
+        with self.server.lock:
+            self.server.in_flight -= self.size
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handlers: Mapping[str, Handler], token: str | None,
+                 limits: ReceiverLimits, on_request: Callable[[str, int], None]) -> None:
+        self.handlers = dict(handlers)
+        self.token = token
+        self.limits = limits
+        self.on_request = on_request
+        self.lock = threading.Lock()
+        self.decoding = threading.BoundedSemaphore(limits.max_decoding)
+        self.in_flight = 0
+        self.throttle = _Throttle()
+        self.stopping = False
+        self.connections: dict[socket.socket, bool] = {}
+        """Open connections -> whether a request is being handled on it."""
+        self.idle = threading.Condition(self.lock)
+        super().__init__(address, _Request)
+
+    def reserve(self, size: int) -> _Reservation:
+        return _Reservation(self, size)
+
+    def busy(self, request: _Request, busy: bool) -> None:
+        with self.lock:
+            if request.connection in self.connections:
+                self.connections[request.connection] = busy
+            self.idle.notify_all()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            refuse = self.stopping or len(self.connections) >= self.limits.max_connections
+            if not refuse:
+                self.connections[request] = False
+        if refuse:
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.lock:
+                self.connections.pop(request, None)
+                self.idle.notify_all()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.debug("connection from %s failed", client_address, exc_info=True)
+
+
+class Receiver:
+    """Serves OTLP/HTTP ``handlers`` on ``address``; see the module docstring."""
+
+    def __init__(self, address: tuple[str, int], handlers: Mapping[str, Handler], *, token: str | None = None,
+                 limits: ReceiverLimits = ReceiverLimits(),
+                 on_request: Callable[[str, int], None] = lambda path, status: None) -> None:
+        self._requested = address
+        self.handlers = handlers
+        self.token = token
+        self.limits = limits
+        self.on_request = on_request
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            return self._requested
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None and not self._server.stopping
+
+    def start(self) -> Receiver:
+        server_class = _Server
+        if ":" in self._requested[0]:
+            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        self._server = server_class(self._requested, self.handlers, self.token, self.limits, self.on_request)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="servewatch-receiver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting; let requests in flight finish (up to ``timeout``); close idle connections."""
+        server = self._server
+        if server is None:
+            return
+        with server.lock:
+            server.stopping = True
+        server.shutdown()
+        server.socket.close()
+        with server.lock:
+            for connection, busy in list(server.connections.items()):
+                if not busy:
+                    _shut(connection)
+            server.idle.wait_for(lambda: not any(server.connections.values()), timeout)
+            for connection in list(server.connections):
+                _shut(connection)
+        self._server = None
+
+
+def _shut(connection: socket.socket) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -1,0 +1,298 @@
+"""The detector service in-process: receiver, store, evaluation loop and Prometheus endpoint in one object.
+
+Usage::
+
+    from servewatch.detectors.service import DetectorService
+
+    with DetectorService("servewatch.yaml", state_dir="state", listen="127.0.0.1:0",
+                         metrics_listen="127.0.0.1:0", interval="1s", bucket="1s") as detector:
+        detector.endpoint          # http://127.0.0.1:<port>: point OTEL_EXPORTER_OTLP_ENDPOINT here
+        detector.metrics_url       # http://127.0.0.1:<port>/metrics
+        ...                        # producers send; every `interval` each window is evaluated
+        detector.evaluate()        # or evaluate right now; returns {(model, signal, window): WindowResult}
+        print(detector.table())    # the latest results as a terminal table
+
+``start()`` opens the store (``state_dir``), binds both listeners (port 0 picks a free port: read the bound
+ones back from ``listen_address`` / ``metrics_address``) and starts the evaluation loop; ``stop()`` stops
+accepting, lets the requests in flight finish and commit, and closes the store cleanly. ``submit(profiles)``
+stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``, ``interval`` and
+``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``clock`` lets tests and
+benchmarks run on simulated time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+
+from ...duration import format_duration, parse_duration
+from ...exporters.prometheus import Exposition, MetricsServer, Snapshot
+from ...exporters.prometheus_otlp import OtlpMetrics
+from ...profile import Profile
+from ...spec import Spec, load_spec
+from ...wire import Limits, decode_request
+from .committer import Committer
+from .evaluator import Evaluator, WindowResult, format_table
+from .gauges import Activity, result_families
+from .receiver import Receiver, ReceiverLimits
+from .store import Store
+from .tiers import Layout
+
+__all__ = ["DetectorService", "parse_address"]
+
+_log = logging.getLogger("servewatch.detect")
+
+_STORE_REASONS = {
+    "too_old": "profile is older than the retention",
+    "future": "profile interval ends more than five minutes in the future (check the producer's clock)",
+    "series_limit": "too many models and signals: raise the detector's series limit",
+    "conflict": "a column changed type (numeric / categorical) within a bucket",
+}
+
+
+def parse_address(value: str | tuple[str, int], default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``"host:port"``, ``"[v6]:port"``, ``":port"`` (every interface), ``"port"`` (loopback) or a tuple."""
+    if isinstance(value, tuple):
+        return str(value[0]), int(value[1])
+    text = str(value).strip()
+    if text.isdigit():
+        host, port_text = default_host, text
+    elif text.startswith("["):
+        host, _, port_text = text[1:].partition("]:")
+    else:
+        host, _, port_text = text.rpartition(":")
+        host = host or "0.0.0.0"
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535 or not host:
+        raise ValueError(f"expected host:port (e.g. 127.0.0.1:4318), got {value!r}")
+    return host, int(port_text)
+
+
+def _seconds(value: float | str | None, default: float) -> float:
+    return default if value is None else parse_duration(value)
+
+
+class DetectorService:
+    """The whole detector; see the module docstring."""
+
+    def __init__(self, spec: Spec | str | os.PathLike[str] | None = None, *, state_dir: str | os.PathLike[str],
+                 listen: str | tuple[str, int] = "127.0.0.1:4318",
+                 metrics_listen: str | tuple[str, int] = "127.0.0.1:9108", interval: float | str | None = None,
+                 bucket: float | str | None = None, retention: float | str | None = None, token: str | None = None,
+                 limits: ReceiverLimits = ReceiverLimits(), max_series: int = 1000, max_metric_series: int = 10_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec if isinstance(spec, Spec) else load_spec(spec) if spec is not None else Spec()
+        settings = self.spec.detector
+        self.state_dir = os.fspath(state_dir)
+        self.interval = _seconds(interval, settings.interval)
+        self.layout = Layout(_seconds(bucket, settings.bucket), _seconds(retention, settings.retention))
+        self.token = token or None
+        self.limits = limits
+        self.max_series = max_series
+        self.clock = clock
+        self._listen = parse_address(listen)
+        self._metrics_listen = parse_address(metrics_listen)
+        self.activity = Activity()
+        self.metrics = OtlpMetrics(max_series=max_metric_series, clock=clock)
+        self.gauges = Snapshot()
+        self.exposition = Exposition()
+        for collector in (self.gauges, self.activity, self.metrics):
+            self.exposition.register(collector)
+        self.activity.metric_sources.append(
+            lambda: (self.metrics.received, Counter(self.metrics.rejected), self.metrics.series_count))
+        self.store: Store | None = None
+        self.evaluator: Evaluator | None = None
+        self.committer: Committer | None = None
+        self.receiver: Receiver | None = None
+        self.metrics_server: MetricsServer | None = None
+        self._results: dict[tuple[str, str, str], WindowResult] = {}
+        self._evaluating = threading.Lock()
+        self._stopping = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> DetectorService:
+        """Open the store, bind both listeners, start evaluating every ``interval``."""
+        self.store = Store(self.state_dir, self.layout, max_series=self.max_series)
+        self.activity.damaged = lambda: self.store.corrupt if self.store is not None else 0
+        self.evaluator = Evaluator(self.spec, self.store)
+        try:
+            self.committer = Committer(self.store, clock=self.clock).start()
+            handlers = {"/v1/logs": (ExportLogsServiceRequest, self._on_logs),
+                        "/v1/metrics": (ExportMetricsServiceRequest, self._on_metrics)}
+            self.receiver = _bind(self._listen, lambda: Receiver(self._listen, handlers, token=self.token,
+                                                                 limits=self.limits,
+                                                                 on_request=self.activity.request).start())
+            self.metrics_server = _bind(self._metrics_listen, lambda: MetricsServer(
+                self.exposition, self._metrics_listen, ready=self.ready).start())
+        except BaseException:
+            self.stop()
+            raise
+        if self.token is None and not _loopback(self._listen[0]):
+            _log.warning("receiving on %s without a token: anyone who can reach it can send data", self._listen[0])
+        self._stopping.clear()
+        self._loop = threading.Thread(target=self._run, name="servewatch-evaluation", daemon=True)
+        self._loop.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting, finish and commit the requests in flight, close the store (idempotent)."""
+        self._stopping.set()
+        if self.receiver is not None:
+            self.receiver.stop(timeout)
+        if self.committer is not None:
+            self.committer.stop(timeout)
+        if self._loop is not None:
+            self._loop.join(timeout)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        with self._evaluating:
+            if self.store is not None:
+                self.store.close()
+        self.receiver = self.committer = self.metrics_server = self._loop = None
+
+    def __enter__(self) -> DetectorService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def ready(self) -> bool:
+        """True while the store is open and the receiver is listening."""
+        return (self.store is not None and self.receiver is not None and self.receiver.serving
+                and not self._stopping.is_set())
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return self.receiver.address if self.receiver is not None else self._listen
+
+    @property
+    def metrics_address(self) -> tuple[str, int]:
+        return self.metrics_server.address if self.metrics_server is not None else self._metrics_listen
+
+    @property
+    def endpoint(self) -> str:
+        """The OTLP/HTTP base URL (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+        return f"http://{_netloc(*self.listen_address)}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{_netloc(*self.metrics_address)}/metrics"
+
+    def describe(self) -> str:
+        """One line saying what the detector listens on (what ``servewatch detect`` prints at start)."""
+        models = len(self.spec.models)
+        return (f"servewatch detect: receiving OTLP/HTTP on {self.endpoint} (/v1/logs, /v1/metrics), "
+                f"serving {self.metrics_url} (/healthz, /readyz), state in {self.state_dir}, "
+                f"{models} model{'s' * (models != 1)} in the spec, bucket {format_duration(self.layout.bucket)}, "
+                f"evaluating every {format_duration(self.interval)}"
+                f"{', bearer token required' if self.token else ''}")
+
+    # -- data in ---------------------------------------------------------------------------------------------
+
+    def submit(self, profiles: Sequence[Profile]) -> list[str]:
+        """Store ``profiles`` (the ``/v1/logs`` path without HTTP): one outcome each, ``"accepted"``,
+        ``"duplicate"`` or a rejection reason. Raises ``Unavailable`` when the store cannot take them."""
+        if self.committer is None:
+            raise RuntimeError("start() the detector first")
+        outcomes = self.committer.submit(profiles)
+        now = self.clock()
+        for profile, outcome in zip(profiles, outcomes):
+            self.activity.profiles(accepted=outcome == "accepted", duplicates=outcome == "duplicate",
+                                   rejected=[outcome] if outcome in _STORE_REASONS else [], model=profile.model,
+                                   at=now)
+        return outcomes
+
+    def _on_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse:
+        decoded = decode_request(request, Limits())
+        outcomes = self.submit(decoded.profiles)
+        reasons = [(_wire_reason(message), message) for message in decoded.rejected]
+        reasons += [(outcome, _STORE_REASONS[outcome]) for outcome in outcomes if outcome in _STORE_REASONS]
+        self.activity.profiles(ignored=decoded.ignored, rejected=[reason for reason, _ in reasons
+                                                                  if reason not in _STORE_REASONS])
+        response = ExportLogsServiceResponse()
+        if reasons:
+            response.partial_success.rejected_log_records = len(reasons)
+            messages = list(dict.fromkeys(message for _, message in reasons))
+            response.partial_success.error_message = "; ".join(messages[:5])
+        return response
+
+    def _on_metrics(self, request: ExportMetricsServiceRequest) -> ExportMetricsServiceResponse:
+        outcome = self.metrics.ingest(request)
+        response = ExportMetricsServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_data_points = outcome.rejected
+            response.partial_success.error_message = outcome.error_message
+        return response
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+
+    def evaluate(self, now: float | None = None) -> dict[tuple[str, str, str], WindowResult]:
+        """Evaluate every window now (merge sealed buckets upwards first); publish and return the results."""
+        with self._evaluating:
+            if self.store is None or self.evaluator is None or self.store.closed:
+                raise RuntimeError("start() the detector first")
+            now = self.clock() if now is None else now
+            started = time.perf_counter()
+            self.store.maintain(now)
+            results = self.evaluator.evaluate(now)
+            self.gauges.set(result_families(results.values()))
+            self.activity.evaluation_seconds = time.perf_counter() - started
+            self._results = results
+            return results
+
+    def results(self) -> dict[tuple[str, str, str], WindowResult]:
+        """The latest results: (model, signal, window name) -> :class:`WindowResult`."""
+        return dict(self._results)
+
+    def table(self) -> str:
+        """The latest results as a fixed-width terminal table."""
+        return format_table(self._results.values())
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.evaluate()
+            except Exception:
+                _log.exception("evaluation failed; trying again in %s", format_duration(self.interval))
+            elapsed = time.monotonic() - started
+            self._stopping.wait(max(self.interval - elapsed, self.interval / 10))
+
+
+_T = TypeVar("_T")
+
+
+def _bind(address: tuple[str, int], start: Callable[[], _T]) -> _T:
+    try:
+        return start()
+    except OSError as error:
+        raise OSError(error.errno, f"cannot listen on {_netloc(*address)}: {error.strerror or error}") from None
+
+
+def _wire_reason(message: str) -> str:
+    if message.startswith("profile version"):
+        return "version"
+    if "sketch" in message or "kll" in message:
+        return "corrupt_sketch"
+    return "malformed"
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+

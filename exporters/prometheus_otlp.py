@@ -1,0 +1,323 @@
+"""OTLP metrics from serving processes, accumulated and re-exposed as Prometheus metric families.
+
+Usage::
+
+    from servewatch.exporters.prometheus_otlp import OtlpMetrics
+
+    metrics = OtlpMetrics(max_series=10_000)
+    outcome = metrics.ingest(request)        # an ExportMetricsServiceRequest
+    outcome.rejected, outcome.error_message  # for the OTLP partial-success answer
+    registry.register(metrics)               # a prometheus-client collector: collect() -> families
+
+Translation (the OpenTelemetry Prometheus compatibility rules; names by
+:mod:`~servewatch.exporters.prometheus_names`):
+
+- every series carries ``job`` (resource ``service.namespace``/``service.name``) and ``instance``
+  (``service.instance.id``), so each producing process is its own series, plus ``otel_scope_name`` and
+  ``otel_scope_version`` when set; point attributes become labels (``ml.model.name`` -> ``ml_model_name``).
+  Other resource attributes go to one ``target_info`` series per job and instance. Scrape with
+  ``honor_labels: true`` to keep these ``job``/``instance`` rather than the detector's own.
+- gauges -> gauges (the latest point wins); monotonic sums -> counters (``_total``), non-monotonic sums ->
+  gauges; cumulative points replace the value, delta points are added to it (delta is turned into
+  cumulative, so a producer restart is a counter reset, as Prometheus expects).
+- histograms -> classic histograms; deltas add up bucket by bucket. Exponential histograms are converted to
+  classic buckets (:mod:`~servewatch.exporters.prometheus_histogram`), cumulative or delta. Summaries ->
+  summaries.
+- points that cannot be used are rejected, counted by reason and reported in the partial-success answer,
+  never dropped silently: ``malformed``, ``temporality`` (unspecified), ``type_conflict`` (one Prometheus name,
+  two types), ``negative_delta`` (a counter going down), ``series_limit`` (beyond ``max_series``),
+  ``labels_limit``. A point flagged "no recorded value" removes its series; a series not updated for
+  ``expire_after`` seconds is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
+
+from .prometheus_histogram import Explicit, Exponential
+from .prometheus_names import label_name, metric_name, prometheus_unit
+
+__all__ = ["Ingested", "OtlpMetrics"]
+
+_CUMULATIVE, _DELTA = 2, 1
+_MAX_LABELS = 64
+_MAX_LABEL_VALUE = 1024
+_RESERVED = {"le", "quantile", "job", "instance"}
+
+
+@dataclass
+class Ingested:
+    """The outcome of one request: points accepted and rejected, and why."""
+
+    accepted: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    messages: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str, message: str) -> None:
+        self.rejected += 1
+        self.reasons[reason] += 1
+        if len(self.messages) < 5 and message not in self.messages:
+            self.messages.append(message)
+
+    @property
+    def error_message(self) -> str:
+        return "; ".join(self.messages)
+
+
+class _Family:
+    __slots__ = ("kind", "help", "unit")
+
+    def __init__(self, kind: str, help_text: str, unit: str) -> None:
+        self.kind, self.help, self.unit = kind, help_text, unit
+
+
+class _Series:
+    __slots__ = ("labels", "value", "time", "updated")
+
+    def __init__(self, labels: dict[str, str], value: Any, at: int, updated: float) -> None:
+        self.labels, self.value, self.time, self.updated = labels, value, at, updated
+
+
+class OtlpMetrics:
+    """Accumulated OTLP metric points, served as Prometheus families; see the module docstring."""
+
+    def __init__(self, *, max_series: int = 10_000, expire_after: float = 600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.max_series = max_series
+        self.expire_after = expire_after
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._families: dict[str, _Family] = {}
+        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
+        self._targets: dict[tuple[str, str], tuple[dict[str, str], float]] = {}
+        self.received = 0
+        """Points received, accepted or not."""
+        self.rejected: Counter[str] = Counter()
+        """Points rejected, by reason."""
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series)
+
+    # -- ingest ---------------------------------------------------------------------------------------------
+
+    def ingest(self, request: Any) -> Ingested:
+        """Take every point of an ``ExportMetricsServiceRequest``."""
+        outcome = Ingested()
+        now = self.clock()
+        with self._lock:
+            for resource_metrics in request.resource_metrics:
+                resource = {kv.key: _text(kv.value) for kv in resource_metrics.resource.attributes}
+                base = _target_labels(resource)
+                self._target(base, resource, now)
+                for scope_metrics in resource_metrics.scope_metrics:
+                    scope = dict(base)
+                    if scope_metrics.scope.name:
+                        scope["otel_scope_name"] = scope_metrics.scope.name[:_MAX_LABEL_VALUE]
+                    if scope_metrics.scope.version:
+                        scope["otel_scope_version"] = scope_metrics.scope.version[:_MAX_LABEL_VALUE]
+                    for metric in scope_metrics.metrics:
+                        self._metric(metric, scope, now, outcome)
+            self.received += outcome.accepted + outcome.rejected
+            self.rejected.update(outcome.reasons)
+            self._expire(now)
+        return outcome
+
+    def _metric(self, metric: Any, scope: dict[str, str], now: float, outcome: Ingested) -> None:
+        data = metric.WhichOneof("data")
+        points = list(getattr(metric, data).data_points) if data else []
+        if data is None or not metric.name:
+            outcome.reject("malformed", f"metric {metric.name!r} has no name or no data")
+            return
+        body = getattr(metric, data)
+        temporality = getattr(body, "aggregation_temporality", _CUMULATIVE)
+        if temporality not in (_CUMULATIVE, _DELTA):
+            for _ in points:
+                outcome.reject("temporality", f"metric {metric.name!r}: aggregation temporality unspecified")
+            return
+        if data == "gauge":
+            kind = "gauge"
+        elif data == "sum":
+            kind = "counter" if body.is_monotonic else "gauge"
+        elif data == "summary":
+            kind = "summary"
+        else:
+            kind = "histogram"
+        name = metric_name(metric.name, metric.unit, kind)
+        family = self._families.get(name)
+        if family is not None and family.kind != kind:
+            for _ in points:
+                outcome.reject("type_conflict", f"metric {metric.name!r} maps to {name}, already a {family.kind}")
+            return
+        if family is None:
+            unit = prometheus_unit(metric.unit, kind)
+            family = self._families[name] = _Family(kind, metric.description, unit if name.endswith(unit) else "")
+        for point in points:
+            try:
+                self._point(name, kind, data, temporality, point, scope, now, outcome)
+            except (ValueError, TypeError, OverflowError) as error:
+                outcome.reject("malformed", f"metric {metric.name!r}: {error}")
+
+    def _point(self, name: str, kind: str, data: str, temporality: int, point: Any, scope: dict[str, str],
+               now: float, outcome: Ingested) -> None:
+        labels = _point_labels(point.attributes, scope)
+        if labels is None:
+            outcome.reject("labels_limit", f"metric {name}: more than {_MAX_LABELS} attributes")
+            return
+        key = (name, tuple(sorted(labels.items())))
+        series = self._series.get(key)
+        if point.flags & 1:  # no recorded value: the producer says this series went stale
+            self._series.pop(key, None)
+            outcome.accepted += 1
+            return
+        delta = temporality == _DELTA
+        if data in ("gauge", "sum"):
+            value = _number(point)
+            if delta and kind == "counter" and value < 0:
+                outcome.reject("negative_delta", f"metric {name}: a monotonic delta of {value}")
+                return
+            if delta and series is not None:
+                value += series.value
+        elif data == "histogram":
+            value = Explicit.from_point(point)
+            if delta and isinstance(series and series.value, Explicit):
+                value = series.value.add(value)  # type: ignore[union-attr]
+        elif data == "exponential_histogram":
+            value = Exponential.from_point(point)
+            if delta and isinstance(series and series.value, Exponential):
+                value = series.value.add(value)  # type: ignore[union-attr]
+        else:
+            value = (int(point.count), float(point.sum),
+                     [(float(q.quantile), float(q.value)) for q in point.quantile_values])
+        if series is None:
+            if len(self._series) >= self.max_series:
+                outcome.reject("series_limit", f"more than {self.max_series} series")
+                return
+            self._series[key] = _Series(labels, value, point.time_unix_nano, now)
+        elif data == "gauge" and not delta and point.time_unix_nano < series.time:
+            series.updated = now  # an older gauge reading than the one held: keep the newer
+        else:
+            series.value, series.time, series.updated = value, point.time_unix_nano, now
+        outcome.accepted += 1
+
+    def _target(self, base: dict[str, str], resource: dict[str, str], now: float) -> None:
+        info = {label_name(key): value[:_MAX_LABEL_VALUE] for key, value in sorted(resource.items())
+                if key not in ("service.name", "service.namespace", "service.instance.id")}
+        key = (base.get("job", ""), base.get("instance", ""))
+        if key in self._targets or len(self._targets) < self.max_series:
+            self._targets[key] = (dict(list(info.items())[:_MAX_LABELS]) | base, now)
+
+    def _expire(self, now: float) -> None:
+        limit = now - self.expire_after
+        for key in [key for key, series in self._series.items() if series.updated < limit]:
+            del self._series[key]
+        for key in [key for key, (_, updated) in self._targets.items() if updated < limit]:
+            del self._targets[key]
+        live = {name for name, _ in self._series}
+        for name in [name for name in self._families if name not in live]:
+            del self._families[name]
+
+    # -- collect --------------------------------------------------------------------------------------------
+
+    def collect(self) -> Iterable[Metric]:
+        """The families, as prometheus-client ``Metric`` objects (this is a collector)."""
+        with self._lock:
+            self._expire(self.clock())
+            metrics: dict[str, Metric] = {}
+            for (name, _), series in self._series.items():
+                family = self._families[name]
+                metric = metrics.get(name)
+                if metric is None:
+                    metric = metrics[name] = Metric(name, family.help or name, family.kind, family.unit)
+                _samples(metric, name, family.kind, series)
+            result = list(metrics.values())
+            if self._targets:
+                info = Metric("target", "Resource attributes of each producing process", "info")
+                for labels, _ in self._targets.values():
+                    info.add_sample("target_info", labels, 1.0)
+                result.append(info)
+        return result
+
+
+def _samples(metric: Metric, name: str, kind: str, series: _Series) -> None:
+    labels, value = series.labels, series.value
+    if kind == "counter":
+        metric.add_sample(f"{name}_total", labels, float(value))
+    elif kind == "gauge":
+        metric.add_sample(name, labels, float(value))
+    elif kind == "histogram":
+        for bound, cumulative in value.buckets():
+            metric.add_sample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, float(cumulative))
+        metric.add_sample(f"{name}_count", labels, float(value.count))
+        if value.sum is not None:
+            metric.add_sample(f"{name}_sum", labels, float(value.sum))
+    else:
+        count, total, quantiles = value
+        for quantile, number in quantiles:
+            metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, number)
+        metric.add_sample(f"{name}_count", labels, float(count))
+        metric.add_sample(f"{name}_sum", labels, total)
+
+
+def _target_labels(resource: dict[str, str]) -> dict[str, str]:
+    name = resource.get("service.name", "")
+    namespace = resource.get("service.namespace", "")
+    job = f"{namespace}/{name}" if namespace and name else name
+    return {"job": job[:_MAX_LABEL_VALUE], "instance": resource.get("service.instance.id", "")[:_MAX_LABEL_VALUE]}
+
+
+def _point_labels(attributes: Any, scope: dict[str, str]) -> dict[str, str] | None:
+    if len(attributes) > _MAX_LABELS:
+        return None
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for kv in attributes:
+        label = label_name(kv.key)
+        if label in _RESERVED:
+            label = f"exported_{label}"
+        grouped.setdefault(label, []).append((kv.key, _text(kv.value)[:_MAX_LABEL_VALUE]))
+    labels = {label: ";".join(value for _, value in sorted(items)) for label, items in grouped.items()}
+    labels.update(scope)
+    return labels
+
+
+def _number(point: Any) -> float:
+    which = point.WhichOneof("value")
+    if which == "as_double":
+        return float(point.as_double)
+    if which == "as_int":
+        return float(point.as_int)
+    raise ValueError("a number point without a value")
+
+
+def _text(value: Any) -> str:
+    """An OTLP ``AnyValue`` as label text (strings as they are, other types as JSON)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "bool_value":
+        return "true" if value.bool_value else "false"
+    if which == "int_value":
+        return str(value.int_value)
+    if which == "double_value":
+        number = value.double_value
+        return repr(number) if math.isfinite(number) else floatToGoString(number)
+    if which == "bytes_value":
+        import base64
+
+        return base64.b64encode(value.bytes_value).decode()
+    if which == "array_value":
+        return json.dumps([_text(item) for item in value.array_value.values])
+    if which == "kvlist_value":
+        return json.dumps({kv.key: _text(kv.value) for kv in value.kvlist_value.values})
+    return ""
