@@ -1,0 +1,108 @@
+"""What ``@monitor`` adds to an inference call, measured side by side with its baselines in one run.
+
+    .venv/bin/python bench/instrumentation_overhead.py [--seconds 1.0]
+
+1. Batch of 1 (20 numeric features in, 1 prediction out): time added per call by the decorator (recorder,
+   request statistics, profiling of all 21 values) against
+   a. the bare function call - printed as a fraction of a 2 ms model call (target <= 1 %), and
+   b. the raw per-row sketch update: 21 ``kll_doubles_sketch.update(value)`` calls, the least any per-row
+      profiler must do (target <= 3x).
+2. Batch of 64: added time per value against the raw vectorized sketch update of the same values (21
+   ``update(column)`` calls of 64 values each; target <= 1.5x).
+
+Each figure is the best of several repeats (least disturbed by the machine); everything runs in this one
+process with the runtime started (spool exporter, no metric export, 1 h profile interval so no close falls
+inside a timed loop). Amortized costs (sketching the gathered rows every 256 rows) are inside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import datasketches as ds
+import numpy as np
+
+FEATURES = 20
+
+
+def best_per_call(function: Callable[[], object], seconds: float, repeats: int = 7) -> float:
+    """Seconds per call of ``function``, best of ``repeats`` runs of about ``seconds / repeats`` each."""
+    calls = 1
+    while True:  # calibrate
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        if time.perf_counter() - start > seconds / repeats / 4:
+            break
+        calls *= 2
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls * 4):
+            function()
+        best = min(best, (time.perf_counter() - start) / (calls * 4))
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement (default 1.0)")
+    args = parser.parse_args()
+    spool = tempfile.mkdtemp(prefix="servewatch-bench-")
+    os.environ.update(SERVEWATCH_SPOOL_DIR=spool, SERVEWATCH_PROFILE_INTERVAL="3600", OTEL_METRICS_EXPORTER="none")
+    from servewatch.instrumentation import errors, flush, monitor
+
+    def model(x: np.ndarray) -> np.ndarray:
+        return x[:, :1] * 0.5
+
+    monitored = monitor("bench")(model)
+    rng = np.random.default_rng(7)
+    one = rng.random((1, FEATURES))
+    batch = rng.random((64, FEATURES))
+    monitored(one)  # starts the runtime outside the timed loops
+    time.sleep(0.5)
+
+    sketches = [ds.kll_doubles_sketch(200) for _ in range(FEATURES + 1)]
+    row = one[0].tolist() + [0.5]
+
+    def raw_row() -> None:
+        for sketch, value in zip(sketches, row):
+            sketch.update(value)
+
+    columns = [np.ascontiguousarray(batch[:, i]) for i in range(FEATURES)] + [np.ascontiguousarray(batch[:, 0] * 0.5)]
+
+    def raw_columns() -> None:
+        for sketch, column in zip(sketches, columns):
+            sketch.update(column)
+
+    s = args.seconds
+    bare_1, monitored_1 = best_per_call(lambda: model(one), s), best_per_call(lambda: monitored(one), s)
+    raw_1 = best_per_call(raw_row, s)
+    bare_64, monitored_64 = best_per_call(lambda: model(batch), s), best_per_call(lambda: monitored(batch), s)
+    raw_64 = best_per_call(raw_columns, s)
+    added_1 = monitored_1 - bare_1
+    values_64 = 64 * (FEATURES + 1)
+    added_64 = (monitored_64 - bare_64) / values_64
+    raw_value = raw_64 / values_64
+    print(f"batch of 1, {FEATURES} features + 1 prediction:")
+    print(f"  bare call {bare_1 * 1e6:8.2f} us   monitored {monitored_1 * 1e6:8.2f} us   added {added_1 * 1e6:6.2f} us")
+    print(f"  added / 2 ms model call          {added_1 / 2e-3:8.3%}   (target <= 1%)")
+    print(f"  raw per-row sketch update {raw_1 * 1e6:6.2f} us   added / raw  {added_1 / raw_1:6.2f}x  (target <= 3x)")
+    print("batch of 64:")
+    print(f"  bare call {bare_64 * 1e6:8.2f} us   monitored {monitored_64 * 1e6:8.2f} us")
+    print(f"  added per value {added_64 * 1e9:6.1f} ns   raw vectorized update per value {raw_value * 1e9:6.1f} ns"
+          f"   ratio {added_64 / raw_value:5.2f}x  (target <= 1.5x)")
+    flush(10)
+    if errors.counts():
+        print(f"instrumentation errors: {errors.counts()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Feature extraction: what a model receives (or returns) -> a batch of rows the profile can take.
+
+Usage::
+
+    from servewatch.instrumentation.extraction import Extractor
+
+    extract = Extractor("input", spec.model("fraud").features, max_columns=64).extract
+    batch = extract(np.random.rand(8, 20))        # ("dense", the array, 8 rows, width 20)
+    batch = extract([{"amount": 3.5, "country": "DE"}])           # kind "rows"
+    batch = extract(torch_images)                 # kind "columns": {"mean.0": ..., "std.0": ..., ...}
+
+Accepted values, and the batch they become (``N`` rows):
+
+- numpy arrays; torch tensors (recognised by type, never by importing torch; ``.detach().cpu().numpy()``,
+  after subsampling big images on the device); anything with ``__array__`` or a ``.numpy()`` method;
+- a mapping: named tensors / columns (``{"x": (N, 3) array, "text": [...]}``), or one row when every value is a
+  scalar (``{"amount": 3.5}``); a pandas DataFrame (its columns) or Series;
+- a list: dict rows (JSON), list rows, scalars (one column), strings, arrays/tensors (one per sample: stacked;
+  single-row batches ``(1, ...)`` are concatenated), dicts of arrays (per-request named tensors: merged);
+- a string (one text row), bytes (one payload: ``bytes`` = its size), a number (one row, one column).
+
+Anything else raises :class:`Unsupported` (the recorder counts it as ``unsupported.<signal>``).
+
+Columns are then named and bounded: by the spec's ``source`` when the spec lists columns for the signal
+(:func:`servewatch.columns.split_columns` applies it when the rows are profiled), else automatically (``f<i>``
+for an unnamed array, ``<key>`` / ``<key>.<i>`` for named ones, dict keys for rows), at most
+``SERVEWATCH_MAX_COLUMNS``. Inputs too wide for that become projections
+(:mod:`servewatch.instrumentation.projections`):
+
+- arrays of 3+ dimensions -> images: ``mean.<c>``, ``std.<c>`` per channel (always);
+- strings that look like prose -> ``chars``, ``tokens``; short single words stay categories; in dict rows
+  (without a spec) each string field is judged on its own, so ``{"review": "..."}`` gives ``review.chars``;
+- 2-D arrays wider than ``SERVEWATCH_MAX_COLUMNS`` -> ``norm``, ``mean`` (floats) or ``length`` (integers);
+- predictions: rows of class probabilities (each in [0, 1], summing to 1) or more scores than
+  ``SERVEWATCH_MAX_COLUMNS`` -> ``class`` (top index, categorical) and ``score``; integer or boolean outputs
+  of one column -> ``class``; other numeric outputs (regression) -> the values, ``f0``, ``f1``, ...
+
+With a spec, 2-D arrays are projected only when a spec column names a projection by ``key`` (``class``,
+``score``, ``norm``, ``mean``, ``length``, optionally after ``<tensor>.``); otherwise the spec's ``index``
+picks raw columns. Arrays kept for later are copied, so a framework may reuse its buffers after the call.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from servewatch.columns import split_columns
+from servewatch.spec import Column
+
+from .projections import (ROW_PROJECTIONS, class_columns, image_columns, is_probabilities, is_text, subsample,
+                          text_columns, wide_columns)
+
+__all__ = ["COLUMNS", "DENSE", "OBJECTS", "ROWS", "Batch", "Extractor", "Unsupported", "combine"]
+
+DENSE = "dense"
+"""A 2-D numeric array; ``signature`` is its width."""
+OBJECTS = "objects"
+"""A 2-D object array (strings, mixed values); ``signature`` is its width."""
+COLUMNS = "columns"
+"""A mapping of column or tensor name -> values (N along the first axis)."""
+ROWS = "rows"
+"""A list of rows (dicts or sequences)."""
+
+_NUMERIC = "biuf"
+
+
+Batch = tuple[str, Any, int, Any]
+"""One extracted batch, ``(kind, data, rows, signature)``: rows of one kind; batches with equal kind and
+signature can be combined. (A plain tuple: it is made on every call.)"""
+
+
+class Unsupported(TypeError):
+    """A value of a type the extractor does not know how to read."""
+
+
+class Extractor:
+    """Extraction for one (model, signal): ``signal`` is ``"input"`` or ``"prediction"``; ``columns`` are the
+    spec's columns for it (empty: automatic naming)."""
+
+    def __init__(self, signal: str, columns: Sequence[Column] = (), max_columns: int = 64) -> None:
+        self.signal = signal
+        self.columns = tuple(columns)
+        self.max_columns = max_columns
+        self.predictions = signal == "prediction"
+        self._plain_width = 1 if self.predictions else max_columns  # float arrays this wide need no projection
+        keys = [column.source.key if column.source is not None and column.source.key else column.name
+                for column in self.columns]
+        self.project_rows = not self.columns or any(key.rsplit(".", 1)[-1] in ROW_PROJECTIONS for key in keys)
+
+    # -- the entry point ------------------------------------------------------------------------------------
+
+    def extract(self, value: Any) -> Batch | None:
+        """The batch ``value`` holds (None for None or an empty batch); raises :class:`Unsupported`."""
+        if type(value) is np.ndarray:
+            shape = value.shape
+            if len(shape) == 2 and shape[1] <= self._plain_width and shape[0] and value.dtype.kind == "f":
+                return DENSE, value, shape[0], shape[1]  # the common case, kept short
+            return self._unnamed(value)
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            if value and all(_is_scalar(item) for item in value.values()):
+                return ROWS, [value], 1, None
+            return self._mapping(value)
+        if isinstance(value, (list, tuple)):
+            return self._sequence(value)
+        if isinstance(value, str):
+            return self._strings([value], "", unnamed=True)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return COLUMNS, {"bytes": np.array([float(len(value))])}, 1, (("bytes", ()),)
+        if isinstance(value, (numbers.Number, np.generic)):
+            return self._unnamed(np.asarray([value]))
+        if _is_dataframe(value):
+            names = list(value.columns)[: len(value.columns) if self.columns else self.max_columns]
+            return self._mapping({str(name): value[name].to_numpy() for name in names})
+        return self._unnamed(as_array(value))
+
+    # -- arrays ---------------------------------------------------------------------------------------------
+
+    def _unnamed(self, array: np.ndarray) -> Batch | None:
+        if array.ndim == 0:
+            array = array.reshape(1)
+        if array.shape[0] == 0:
+            return None
+        kind = array.dtype.kind
+        if kind in _NUMERIC:
+            if array.ndim <= 2:
+                table = array.reshape(-1, 1) if array.ndim == 1 else array
+                projected = self._project_rows(table, "")
+                if projected is not None:
+                    return _columns_batch(projected)
+                return DENSE, table, table.shape[0], table.shape[1]
+            return _columns_batch(image_columns(array, ""))
+        if kind in "OUS" and array.ndim <= 2 and (array.ndim == 1 or array.shape[1] == 1):
+            return self._strings(array.reshape(-1), "", unnamed=True)
+        if kind in "OUS" and array.ndim == 2:
+            table = np.array(array[:, : self.max_columns] if not self.columns else array, dtype=object)
+            return OBJECTS, table, table.shape[0], table.shape[1]
+        raise Unsupported(f"an array of dtype {array.dtype} and shape {array.shape}")
+
+    def _project_rows(self, table: np.ndarray, prefix: str) -> dict[str, np.ndarray] | None:
+        """Projections of a 2-D numeric array, or None to keep its columns."""
+        width = table.shape[1]
+        if self.predictions:
+            if table.dtype.kind in "biu" and width == 1:
+                return {f"{prefix}class": _labels(table[:, 0])}
+            if self.project_rows and width >= 2 and (width > self.max_columns or is_probabilities(table)):
+                return class_columns(table, prefix)
+            return None
+        if self.project_rows and width > self.max_columns:
+            return wide_columns(table, prefix)
+        return None
+
+    def _named(self, name: str, value: Any) -> dict[str, Any]:
+        """The columns of one named input (a mapping entry)."""
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+            return self._strings(value, name + ".")[1]
+        array = value if isinstance(value, np.ndarray) else as_array(value) if not isinstance(value, (list, tuple)) \
+            else _rectangular(value)
+        if array is None:  # ragged or mixed lists: their items, as they are
+            return {name: list(value)}
+        if array.ndim == 0:
+            array = array.reshape(1)
+        kind = array.dtype.kind
+        if kind in _NUMERIC:
+            if array.ndim >= 3:
+                return image_columns(array, name + ".")
+            if array.ndim == 2:
+                projected = self._project_rows(array, name + ".")
+                if projected is not None:
+                    return projected
+            elif self.predictions and kind in "biu":
+                return {name: _labels(array)}
+            return {name: np.array(array, dtype=np.float64)}
+        if kind in "OUS" and array.ndim == 1:
+            return self._strings(array, name + ".")[1] if is_text(array) else {name: np.array(array, dtype=object)}
+        if kind in "OUS" and array.ndim == 2:
+            return {name: np.array(array, dtype=object)}
+        raise Unsupported(f"input {name!r}: an array of dtype {array.dtype} and shape {array.shape}")
+
+    def _strings(self, values: Sequence[Any], prefix: str, *, unnamed: bool = False) -> Batch:
+        if is_text(values):
+            return _columns_batch(text_columns(values, prefix))
+        if unnamed and self.predictions:
+            return _columns_batch({"class": np.array(values, dtype=object)})
+        if unnamed:
+            table = np.empty((len(values), 1), dtype=object)
+            table[:, 0] = list(values)
+            return OBJECTS, table, len(values), 1
+        name = prefix[:-1]
+        return _columns_batch({name: np.array(values, dtype=object)})
+
+    # -- containers -----------------------------------------------------------------------------------------
+
+    def _mapping(self, mapping: Mapping[Any, Any]) -> Batch | None:
+        columns: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if not self.columns and len(columns) >= self.max_columns:
+                break
+            if _is_scalar(value) or _is_dataframe(value):  # parameters beside the tensors, not rows
+                continue
+            columns.update(self._named(str(key), value))
+        return _columns_batch(columns) if columns else None
+
+    def _sequence(self, values: Sequence[Any]) -> Batch | None:
+        if not values:
+            return None
+        first = values[0]
+        if isinstance(first, Mapping):
+            if any(_is_arraylike(item) for item in first.values()):
+                return self._mapping(_merge_requests(values))
+            return ROWS, list(values), len(values), None
+        if isinstance(first, str):
+            return self._strings(values, "", unnamed=True)
+        if isinstance(first, (bytes, bytearray)):
+            sizes = np.array([float(len(item)) if isinstance(item, (bytes, bytearray)) else np.nan for item in values])
+            return _columns_batch({"bytes": sizes})
+        if _is_arraylike(first):
+            return self._unnamed(_stack([as_array(item) for item in values]))
+        table = _rectangular(values)
+        if table is not None and table.dtype.kind in _NUMERIC and table.ndim <= 2:
+            return self._unnamed(table)
+        return ROWS, list(values), len(values), None
+
+    # -- at flush time --------------------------------------------------------------------------------------
+
+    def prepare(self, kind: str, data: Any) -> Any:
+        """What the profile gets for combined ``data`` of ``kind``: dict rows without a spec are split here, so
+        that string fields holding prose become ``<field>.chars`` / ``<field>.tokens``."""
+        if kind != ROWS or self.columns:
+            return data
+        split = split_columns(data, None, max_columns=self.max_columns)
+        prepared: dict[str, Any] = {}
+        for name, column in split.items():
+            sample = [item for item in column[:16] if item is not None] if isinstance(column, list) else []
+            if sample and all(isinstance(item, (bytes, bytearray, memoryview)) for item in sample):
+                prepared[f"{name}.bytes"] = np.array([float(len(item)) if isinstance(item, (bytes, bytearray, memoryview))
+                                                      else np.nan for item in column])
+            elif sample and isinstance(sample[0], str) and is_text([item for item in sample if isinstance(item, str)]):
+                prepared.update(text_columns(column, name + "."))
+            else:
+                prepared[name] = column
+        return prepared
+
+
+def combine(kind: str, chunks: list[Any]) -> Any:
+    """One batch from several of the same kind and signature."""
+    if len(chunks) == 1:
+        return chunks[0]
+    if kind == ROWS:
+        return list(chain.from_iterable(chunks))
+    if kind == COLUMNS:
+        combined: dict[str, Any] = {}
+        for name in chunks[0]:
+            parts = [chunk[name] for chunk in chunks]
+            if all(isinstance(part, np.ndarray) for part in parts):
+                combined[name] = np.concatenate(parts)
+            else:
+                combined[name] = list(chain.from_iterable(parts))
+        return combined
+    return np.concatenate(chunks)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A numpy array of a tensor or array-like value (torch without importing torch); raises Unsupported."""
+    if isinstance(value, np.ndarray):
+        return value
+    module = type(value).__module__
+    if module.startswith("torch") and hasattr(value, "detach"):
+        tensor = value.detach()
+        if tensor.ndim >= 3:
+            tensor = subsample(tensor)
+        tensor = tensor.cpu()
+        try:
+            return tensor.numpy()
+        except (TypeError, RuntimeError):  # bfloat16 and other dtypes numpy lacks
+            return tensor.float().numpy()
+    if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
+        return np.asarray(value)
+    if callable(getattr(value, "numpy", None)):  # TensorFlow eager tensors and the like
+        return np.asarray(value.numpy())
+    raise Unsupported(f"a value of type {module}.{type(value).__qualname__}")
+
+
+def _columns_batch(columns: dict[str, Any]) -> Batch:
+    rows = 0
+    signature = []
+    for name, values in columns.items():
+        rows = rows or len(values)
+        signature.append((name, values.shape[1:] if isinstance(values, np.ndarray) else None))
+    return COLUMNS, columns, rows, tuple(signature)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bytes, bytearray, memoryview, numbers.Number, np.generic))
+
+
+def _labels(array: np.ndarray) -> np.ndarray:
+    """Integer or boolean predictions as categories, spelled as :func:`servewatch.category.category` does."""
+    if array.dtype.kind == "b":
+        return np.where(array, "true", "false")
+    return array.astype(str)
+
+
+def _is_arraylike(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or (type(value).__module__.startswith("torch") and hasattr(value, "detach"))
+
+
+def _is_dataframe(value: Any) -> bool:
+    return hasattr(value, "columns") and hasattr(value, "iloc") and hasattr(value, "to_numpy")
+
+
+def _rectangular(values: Sequence[Any]) -> np.ndarray | None:
+    """``values`` as one array when they form one (not ragged), else None."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):
+        return None
+    return array if array.dtype != object else None
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """One batch from per-sample arrays (stacked) or per-request batches of one row (concatenated)."""
+    shapes = {array.shape for array in arrays}
+    if len(shapes) == 1:
+        stacked = np.stack(arrays)
+        return stacked[:, 0] if stacked.ndim >= 3 and arrays[0].shape[0] == 1 else stacked
+    if len({array.shape[1:] for array in arrays}) == 1 and arrays[0].ndim >= 1:
+        return np.concatenate(arrays)
+    raise Unsupported(f"arrays of different shapes {sorted(shapes)[:3]}")
+
+
+def _merge_requests(requests: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Per-request mappings of tensors (PyTriton, tritonclient) as one mapping of batches."""
+    keys = list(requests[0])
+    return {str(key): _stack([as_array(request[key]) for request in requests if isinstance(request, Mapping)])
+            for key in keys}

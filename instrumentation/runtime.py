@@ -1,0 +1,313 @@
+"""The per-process runtime: started by the first inference, exporting from one background thread.
+
+Usage::
+
+    from servewatch.instrumentation import flush, record
+
+    record("fraud", inputs=x, outputs=y, duration=0.003)   # the first call in a process starts the runtime
+    flush()                                                 # close profiles and export now (tests, shutdown hooks)
+
+Lifecycle:
+
+- **Inert until the first inference.** Importing, decorating, instrumenting and registering queue-time sources
+  create nothing; the first :func:`record` in a process reads the settings (reporting bad values once), loads
+  the spec, creates the recorder and starts the thread ``servewatch``. Launchers and helper processes that never
+  serve export nothing. ``SERVEWATCH_DISABLED=true`` keeps every call a no-op.
+- **One background thread** builds the exporters (so the first request never waits for them), closes profiles
+  every ``SERVEWATCH_PROFILE_INTERVAL`` seconds on wall-clock multiples of it (a 60 s interval closes on the
+  minute, matching the detector's buckets), numbers them per (model, signal) and hands them to the profile
+  exporter, and collects metrics every ``OTEL_METRIC_EXPORT_INTERVAL``. A slow or absent receiver delays only
+  this thread.
+- **Fork.** ``os.register_at_fork`` drops the runtime in the child: a forked worker starts its own on its first
+  inference, with a new ``service.instance.id``, and never re-sends its parent's data. A process started with
+  ``subprocess``/``exec`` is a new interpreter and gets its own in the same way.
+- **Exit.** ``atexit`` closes the last (partial) interval and exports it together with a last metric
+  collection, waiting at most :data:`EXIT_TIMEOUT` seconds. A process that ends with ``os._exit`` (a
+  ``multiprocessing`` child) loses its last interval.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from servewatch.spec import Spec
+
+from .guard import errors, guard
+from .recorder import NOTHING, Recorder
+from .settings import Settings
+
+__all__ = ["EXIT_TIMEOUT", "Runtime", "current", "flush", "observe_queue_time", "record", "record_queue_time"]
+
+EXIT_TIMEOUT = 5.0
+"""Seconds the process waits at exit for the last profiles and metrics to leave."""
+
+log = logging.getLogger("servewatch.instrumentation")
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_disabled = False
+_hooks_installed = False
+_queue_sources: list[tuple[Callable[[], Mapping[str, float]], str]] = []
+
+
+class Runtime:
+    """What one serving process holds: settings, spec, recorder, exporters and the background thread."""
+
+    def __init__(self, settings: Settings, framework: str) -> None:
+        self.pid = os.getpid()
+        self.settings = settings
+        self.framework = framework
+        self.instance_id = str(uuid.uuid4())
+        self.started = time.time()
+        self.spec = _load_spec(settings.spec_path)
+        self.recorder = Recorder(self.spec, max_columns=settings.max_columns)
+        self.profile_exporter: Any = None
+        self.metrics: Any = None
+        self.gpus = 0
+        self._sequences: dict[tuple[str, str], int] = {}
+        self._cycle = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="servewatch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- the background thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with self._cycle:
+            self._setup()
+        interval, metric_interval = self.settings.profile_interval, self.settings.metric_interval
+        next_close = _next_multiple(time.time(), interval)
+        next_collect = time.time() + metric_interval
+        while not self._stop.wait(max(0.0, min(next_close, next_collect) - time.time())):
+            with self._cycle:
+                if self._stop.is_set():
+                    break
+                now = time.time()
+                self._setup()
+                if now >= next_close:
+                    self._close_profiles(now)
+                    next_close = _next_multiple(now, interval)
+                if now >= next_collect:
+                    self._collect()
+                    next_collect = max(next_collect + metric_interval, now + metric_interval / 2)
+
+    def _setup(self) -> None:
+        """Build whichever exporter is still missing (a failure is counted and retried next cycle)."""
+        if self.profile_exporter is not None and (self.metrics is not None or self.settings.metrics_exporter == "none"):
+            return
+        from servewatch.exporters.resource import process_resource
+
+        resource = process_resource(framework=self.framework, instance_id=self.instance_id)
+        if self.profile_exporter is None:
+            with guard("export.setup"):
+                self.profile_exporter = self._profile_exporter(resource)
+        if self.metrics is None and self.settings.metrics_exporter != "none":
+            with guard("export.setup"):
+                self.metrics = self._metrics_pipeline(resource)
+
+    def _profile_exporter(self, resource: Any) -> Any:
+        def dropped(count: int) -> None:
+            errors.report("profiles.dropped", None, count)
+
+        if self.settings.spool_dir:
+            from servewatch.exporters.spool import SpoolProfileExporter
+
+            return SpoolProfileExporter(self.settings.spool_dir, resource, on_drop=dropped)
+        from servewatch.exporters.profiles import OTLPProfileExporter
+
+        return OTLPProfileExporter(resource, protocol=self.settings.logs_protocol, on_drop=dropped)
+
+    def _metrics_pipeline(self, resource: Any) -> Any:
+        from servewatch.exporters.metrics import MetricsPipeline, otlp_metric_exporter
+
+        from .gpu import register_gpu_metrics
+        from .telemetry import Telemetry
+
+        settings = self.settings
+        telemetry = Telemetry(self.recorder, queue_sources=_queue_sources, delta_histograms=settings.delta_histograms,
+                              start=self.started)
+        protocol = "console" if settings.metrics_exporter == "console" else settings.metrics_protocol
+        pipeline = MetricsPipeline(resource, otlp_metric_exporter(protocol), producers=[telemetry.produce],
+                                   timeout=settings.metric_timeout,
+                                   on_failure=lambda: errors.report("export.metrics"))
+        meter = pipeline.meter()
+        telemetry.register(meter)
+        with guard("gpu"):
+            self.gpus = register_gpu_metrics(meter)
+        return pipeline
+
+    def _close_profiles(self, now: float) -> None:
+        profiles = self.recorder.close(now)
+        for profile in profiles:
+            key = (profile.model, profile.signal)
+            self._sequences[key] = sequence = self._sequences.get(key, 0) + 1
+            profile.producer, profile.sequence = self.instance_id, sequence
+        exporter = self.profile_exporter
+        if exporter is None:
+            if profiles:
+                errors.report("profiles.dropped", None, len(profiles))
+            return
+        with guard("export.profiles"):
+            exporter.export(profiles)
+            if exporter.pending:
+                errors.report("export.profiles")
+
+    def _collect(self) -> None:
+        if self.metrics is not None:
+            with guard("export.metrics"):
+                self.metrics.collect()
+
+    # -- on demand -------------------------------------------------------------------------------------------
+
+    def flush(self, timeout: float, *, final: bool = False) -> bool:
+        """Close the current profiles and export them and the metrics now, waiting at most ``timeout`` seconds;
+        ``final`` also stops the thread and the exporters. True when it finished in time."""
+        if final:
+            self._stop.set()
+
+        def work() -> None:
+            with self._cycle:
+                self._setup()
+                self._close_profiles(time.time())
+                self._collect()
+                if final:
+                    for part in (self.profile_exporter, self.metrics):
+                        if part is not None:
+                            with guard("export.shutdown"):
+                                part.shutdown()
+
+        worker = threading.Thread(target=work, name="servewatch-flush", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError:  # no new threads at this point of interpreter shutdown: do it here
+            work()
+            return True
+        worker.join(timeout)
+        return not worker.is_alive()
+
+
+def _next_multiple(now: float, interval: float) -> float:
+    return (math.floor(now / interval) + 1) * interval
+
+
+def _load_spec(path: str | None) -> Spec:
+    if not path:
+        return Spec()
+    from servewatch.spec import load_spec
+
+    try:
+        return load_spec(path)
+    except Exception as error:
+        errors.report("spec", error)
+        return Spec()
+
+
+# -- the process-level entry points ----------------------------------------------------------------------------
+
+def current(framework: str = "python") -> Runtime | None:
+    """This process's runtime, started now if it is not yet (None when disabled)."""
+    runtime = _runtime
+    if runtime is not None or _disabled:
+        return runtime
+    return _start(framework)
+
+
+def _start(framework: str) -> Runtime | None:
+    global _runtime, _disabled
+    with _lock:
+        if _runtime is not None or _disabled:
+            return _runtime
+        settings, problems = Settings.from_environ()
+        if settings.disabled:
+            _disabled = True
+            log.info("servewatch: SERVEWATCH_DISABLED=true, the instrumentation does nothing")
+            return None
+        for problem in problems:
+            log.warning("servewatch: %s", problem)
+        _install_process_hooks()
+        runtime = Runtime(settings, framework)
+        runtime.start()
+        _runtime = runtime
+        log.info("servewatch: instrumenting process %d as service.instance.id %s (profiles every %gs to %s)",
+                 runtime.pid, runtime.instance_id, settings.profile_interval,
+                 settings.spool_dir or "OTLP " + settings.logs_protocol)
+        return runtime
+
+
+def _install_process_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _after_fork_in_child() -> None:
+    global _runtime, _lock
+    _runtime = None
+    _lock = threading.Lock()
+    errors.reset()
+
+
+def _at_exit() -> None:
+    runtime = _runtime
+    if runtime is not None and runtime.pid == os.getpid():
+        runtime.flush(EXIT_TIMEOUT, final=True)
+
+
+def record(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, duration: float | None = None,
+           batch_size: int | None = None, outcome: str = "ok", framework: str = "python",
+           requests: int | None = None, request_ids: Sequence[Any] | None = None) -> None:
+    """Record one inference call of ``model``. Never raises; see :mod:`servewatch.instrumentation`."""
+    try:
+        runtime = _runtime or current(framework)
+        if runtime is None:
+            return
+        if requests is None:
+            requests = len(request_ids) if request_ids is not None else 1
+        runtime.recorder.record(model, framework, inputs, outputs, duration, batch_size, outcome, requests)
+    except Exception as error:
+        errors.report("record", error)
+
+
+def record_queue_time(model: str, seconds: float, *, framework: str = "python") -> None:
+    """Add ``seconds`` that requests of ``model`` spent queued (measured in-process). Never raises."""
+    try:
+        runtime = _runtime or current(framework)
+        if runtime is not None:
+            runtime.recorder.add_queue_time(model, framework, float(seconds))
+    except Exception as error:
+        errors.report("queue_time", error)
+
+
+def observe_queue_time(source: Callable[[], Mapping[str, float]], *, framework: str) -> None:
+    """Poll ``source`` at each metric collection for cumulative queue seconds per model (a framework's own
+    counter, e.g. scraped from its metrics port); increases are added to ``servewatch.inference.queue.time``,
+    the first reading is the baseline and a decrease (the framework restarted) counts from zero. Registering
+    starts nothing: only a process that serves polls."""
+    _queue_sources.append((source, framework))
+
+
+def flush(timeout: float = EXIT_TIMEOUT) -> bool:
+    """Close the current profiles and export them and the metrics now; True when done within ``timeout``.
+    Does nothing (True) in a process that has not served."""
+    runtime = _runtime
+    if runtime is None:
+        return True
+    try:
+        return runtime.flush(timeout)
+    except Exception as error:
+        errors.report("flush", error)
+        return False

@@ -1,0 +1,184 @@
+"""The recorder's state as OpenTelemetry metrics, read at collection time.
+
+Usage::
+
+    from servewatch.instrumentation.telemetry import Telemetry
+
+    telemetry = Telemetry(recorder, queue_sources=sources, start=time.time())
+    pipeline = MetricsPipeline(resource, exporter, producers=[telemetry.produce])
+    telemetry.register(pipeline.meter())
+
+Instruments (DESIGN.md's contract; every one carries ``ml.model.name`` and ``ml.framework``):
+
+==========================================  ==============  ====================================================
+name                                        kind, unit      further attributes
+==========================================  ==============  ====================================================
+``servewatch.inference.duration``           histogram, s    ``outcome`` (ok, error)
+``servewatch.inference.batch.size``         histogram       ``outcome``
+``servewatch.inference.requests``           counter         ``outcome``
+``servewatch.inference.queue.time``         counter, s
+``servewatch.input.values``                 counter         ``ml.feature.name`` (values offered, missing included)
+``servewatch.input.missing`` / ``.invalid``  counter         ``ml.feature.name`` (None/NaN; wrong type or ±inf)
+``servewatch.prediction.values``            counter         ``ml.feature.name`` (the prediction column)
+``servewatch.prediction.class``             counter         ``ml.prediction.class`` (first categorical prediction
+                                                            column; 20 classes, the rest ``other``)
+``servewatch.instrumentation.errors``       counter         ``error.type`` (no model attributes)
+==========================================  ==============  ====================================================
+
+Counters are observable (their callbacks read cumulative totals under each model's lock); the two histograms
+are aggregated on the hot path (:mod:`servewatch.instrumentation.stats`) and handed to the exporter by
+:meth:`Telemetry.produce`, cumulative, or delta when ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks
+for it. Queue time comes from :func:`~servewatch.instrumentation.record_queue_time` (pushed) and from sources
+registered with :func:`~servewatch.instrumentation.observe_queue_time` (polled here, at each collection).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
+
+from .guard import errors, guard
+from .recorder import ModelState, Recorder
+from .stats import Histogram as Buckets
+
+__all__ = ["QueueSource", "Telemetry"]
+
+QueueSource = tuple[Callable[[], Mapping[str, float]], str]
+"""A callable returning cumulative queue seconds per model, and the framework it speaks for (see
+:func:`servewatch.instrumentation.observe_queue_time`)."""
+
+
+class Telemetry:
+    """Reads a :class:`~servewatch.instrumentation.recorder.Recorder` for one metrics pipeline."""
+
+    def __init__(self, recorder: Recorder, *, queue_sources: list[QueueSource] | None = None,
+                 delta_histograms: bool = False, start: float | None = None) -> None:
+        self.recorder = recorder
+        self.queue_sources = queue_sources if queue_sources is not None else []
+        self.delta = delta_histograms
+        self._start_ns = int((start if start is not None else time.time()) * 1e9)
+        self._previous: dict[tuple[Any, ...], tuple[int, list[int], int, float]] = {}
+        self._queue_seen: dict[tuple[int, str], float] = {}
+
+    def register(self, meter: Meter) -> None:
+        """Create the observable instruments on ``meter``."""
+        counter = meter.create_observable_counter
+        counter("servewatch.inference.requests", [self._requests], unit="{request}",
+                description="Inference requests served, by outcome")
+        counter("servewatch.inference.queue.time", [self._queue_time], unit="s",
+                description="Time requests spent queued before inference (cumulative)")
+        for signal, noun in (("input", "input feature"), ("prediction", "prediction")):
+            counter(f"servewatch.{signal}.values", [self._column_counts(signal, 0)], unit="{value}",
+                    description=f"Values seen per {noun}")
+        counter("servewatch.input.missing", [self._column_counts("input", 1)], unit="{value}",
+                description="Missing values (None, NaN) per input feature")
+        counter("servewatch.input.invalid", [self._column_counts("input", 2)], unit="{value}",
+                description="Values of the wrong type or infinite per input feature")
+        counter("servewatch.prediction.class", [self._classes], unit="{prediction}",
+                description="Predictions per class (the first 20 classes seen; the rest as other)")
+        counter("servewatch.instrumentation.errors", [self._errors], unit="{error}",
+                description="Failures inside the servewatch instrumentation (never raised into requests)")
+
+    # -- observable callbacks ------------------------------------------------------------------------------
+
+    def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        for state in self.recorder.states():
+            with state.lock:
+                values = [(outcome, stats.requests) for outcome, stats in state.stats.outcomes.items()]
+            for outcome, requests in values:
+                if requests:
+                    yield Observation(requests, {**state.attributes, "outcome": outcome})
+
+    def _queue_time(self, options: CallbackOptions) -> Iterable[Observation]:
+        self._poll_queue_sources()
+        for state in self.recorder.states():
+            with state.lock:
+                seconds = state.queue_seconds
+            if seconds:
+                yield Observation(seconds, state.attributes)
+
+    def _poll_queue_sources(self) -> None:
+        for index, (source, framework) in enumerate(list(self.queue_sources)):
+            with guard("queue_time"):
+                for model, total in dict(source()).items():
+                    total = float(total)
+                    key = (index, str(model))
+                    last = self._queue_seen.get(key)
+                    self._queue_seen[key] = total
+                    if last is not None:  # the first reading is the baseline: earlier queueing is not ours
+                        self.recorder.add_queue_time(str(model), framework, total - last if total >= last else total)
+
+    def _column_counts(self, signal: str, which: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            for state in self.recorder.states():
+                counts = _locked(state, lambda: (state.inputs if signal == "input" else state.predictions).counts())
+                for name, values in (counts or {}).items():
+                    yield Observation(values[which], {**state.attributes, "ml.feature.name": name})
+        return callback
+
+    def _classes(self, options: CallbackOptions) -> Iterable[Observation]:
+        for state in self.recorder.states():
+            classes = _locked(state, state.predictions.classes)
+            for name, count in (classes or {}).items():
+                yield Observation(count, {**state.attributes, "ml.prediction.class": name})
+
+    def _errors(self, options: CallbackOptions) -> Iterable[Observation]:
+        for kind, count in errors.counts().items():
+            yield Observation(count, {"error.type": kind})
+
+    # -- produced histograms -------------------------------------------------------------------------------
+
+    def produce(self) -> list[Metric]:
+        """``servewatch.inference.duration`` and ``servewatch.inference.batch.size`` as SDK metrics."""
+        now = time.time_ns()
+        temporality = AggregationTemporality.DELTA if self.delta else AggregationTemporality.CUMULATIVE
+        points: dict[str, list[HistogramDataPoint]] = {"duration": [], "batch_size": []}
+        for state in self.recorder.states():
+            with state.lock:
+                for outcome, stats in state.stats.outcomes.items():
+                    for which in ("duration", "batch_size"):
+                        point = self._point(state, outcome, which, getattr(stats, which), now)
+                        if point is not None:
+                            points[which].append(point)
+        metrics = []
+        for which, name, unit, description in (
+                ("duration", "servewatch.inference.duration", "s", "Duration of inference calls, per request"),
+                ("batch_size", "servewatch.inference.batch.size", "{item}", "Rows per inference call")):
+            if points[which]:
+                metrics.append(Metric(name=name, description=description, unit=unit,
+                                      data=Histogram(data_points=points[which], aggregation_temporality=temporality)))
+        return metrics
+
+    def _point(self, state: ModelState, outcome: str, which: str, buckets: Buckets, now: int,
+               ) -> HistogramDataPoint | None:
+        attributes = {**state.attributes, "outcome": outcome}
+        if not self.delta:
+            if not buckets.count:
+                return None
+            return HistogramDataPoint(attributes=attributes, start_time_unix_nano=max(self._start_ns,
+                                      int(state.created * 1e9)), time_unix_nano=now, count=buckets.count,
+                                      sum=buckets.sum, bucket_counts=list(buckets.counts),
+                                      explicit_bounds=list(buckets.bounds), min=min(buckets.min, buckets.low),
+                                      max=max(buckets.max, buckets.high))
+        key = (state.name, outcome, which)
+        since, counts, count, total = self._previous.get(key, (self._start_ns, [0] * len(buckets.counts), 0, 0.0))
+        self._previous[key] = (now, list(buckets.counts), buckets.count, buckets.sum)
+        low, high = buckets.take_extremes()
+        if buckets.count == count:
+            return None
+        return HistogramDataPoint(attributes=attributes, start_time_unix_nano=since, time_unix_nano=now,
+                                  count=buckets.count - count, sum=buckets.sum - total,
+                                  bucket_counts=[a - b for a, b in zip(buckets.counts, counts)],
+                                  explicit_bounds=list(buckets.bounds), min=low, max=high)
+
+
+def _locked(state: ModelState, read: Callable[[], Any]) -> Any:
+    """``read()`` under the model's lock; a failure is counted and reads as nothing."""
+    with state.lock:
+        with guard("export.metrics"):
+            return read()
+    return None

@@ -1,0 +1,53 @@
+"""Fixtures of the instrumentation tests: a recording OTLP receiver and a runner for instrumented processes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("servewatch_test_receiver", Path(__file__).with_name("receiver.py"))
+receiver_module = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+sys.modules[_spec.name] = receiver_module  # type: ignore[union-attr]
+_spec.loader.exec_module(receiver_module)  # type: ignore[union-attr]
+Receiver = receiver_module.Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def run_python(tmp_path: Path):
+    """Run ``code`` in a fresh interpreter with ``env`` added; returns the CompletedProcess (checked)."""
+
+    def run(code: str, env: dict[str, str] | None = None, timeout: float = 60.0,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        script = tmp_path / f"script_{len(list(tmp_path.glob('script_*.py')))}.py"
+        script.write_text(textwrap.dedent(code))
+        environment = {key: value for key, value in os.environ.items()
+                       if not key.startswith(("OTEL_", "SERVEWATCH_"))}
+        environment.update(env or {})
+        result = subprocess.run([sys.executable, str(script)], env=environment, capture_output=True, text=True,
+                                timeout=timeout, cwd=tmp_path)
+        if check and result.returncode != 0:
+            raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("OTEL_", "SERVEWATCH_")):
+            monkeypatch.delenv(key)
