@@ -28,6 +28,7 @@ from servewatch.duration import format_duration
 from servewatch.spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column, Spec, Threshold
 
 from .config import Config, Timing
+from .promql import quote
 from .rules import rule_groups
 from .scope import Scope, scopes
 from .serving import BURN_RATE_TIERS, ERROR_RATIO
@@ -264,16 +265,18 @@ class _Builder:
                    "values": f"0+1x{n}"},
                   {"series": _series("servewatch_detector_profiles_rejected_total", {**self.job, "reason": "limits"}),
                    "values": f"3x{n}"},
-                  {"series": _series("servewatch_instrumentation_errors_total", {"job": "serving", "instance": "s:1"}),
+                  {"series": _series("servewatch_instrumentation_errors_total",
+                                     {"job": "serving", "instance": "s:1", "error_type": "extract.input"}),
                    "values": f"0+1x{n}"},
-                  {"series": _series("servewatch_instrumentation_errors_total", {"job": "serving", "instance": "s:2"}),
+                  {"series": _series("servewatch_instrumentation_errors_total",
+                                     {"job": "serving", "instance": "s:2", "error_type": "gpu"}),
                    "values": f"7x{n}"}]
         down = self.timing.scaled(300.0) + 2 * self.step
         checks = self.group("", [], "ServewatchDetectorDown", [(down, [({"job": job, "instance": "a:9108"},
                                                                         "critical", 0.0)])])["alert_rule_test"]
         checks += self.group("", [], "ServewatchProfilesRejected", [(when, [({"job": job, "reason": "decode"},
                                                                              "warning", 1 / self.step)])])["alert_rule_test"]
-        checks += self.group("", [], "ServewatchInstrumentationErrors", [(when, [({"job": "serving", "instance": "s:1"},
+        checks += self.group("", [], "ServewatchInstrumentationErrors", [(when, [({"job": "serving", "instance": "s:1", "error_type": "extract.input"},
                                                                                   "warning", 1 / self.step)])])["alert_rule_test"]
         return {"name": "detector health", "interval": self.duration(self.step), "input_series": series,
                 "alert_rule_test": checks}
@@ -305,7 +308,7 @@ def _cases(threshold: Threshold | None) -> list[tuple[str, float]]:
 
 
 def _series(metric: str, labels: Mapping[str, str]) -> str:
-    inner = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    inner = ",".join(f"{key}={quote(value)}" for key, value in sorted(labels.items()))
     return f"{metric}{{{inner}}}"
 
 

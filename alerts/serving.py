@@ -122,10 +122,10 @@ def detector_alerts(config: Config, timing: Timing) -> list[Alert]:
               f"{span} for reason {{{{ $labels.reason }}}}: the drift of their models is computed from less data.",
               for_=timing.scaled(900.0)),
         Alert("ServewatchInstrumentationErrors",
-              f"sum by (job, instance) (rate(servewatch_instrumentation_errors_total[{span}])) > 0",
+              f"sum by (job, instance, error_type) (rate(servewatch_instrumentation_errors_total[{span}])) > 0",
               "warning", "The servewatch instrumentation is failing inside a serving process.",
-              f"The instrumentation of {{{{ $labels.job }}}} {{{{ $labels.instance }}}} failed "
-              f"{{{{ printf \"%.3g\" $value }}}} times per second over {span}; requests are served, but "
-              "their metrics or profiles are incomplete.",
+              f"The instrumentation of {{{{ $labels.job }}}} {{{{ $labels.instance }}}} failed at "
+              f"{{{{ $labels.error_type }}}} {{{{ printf \"%.3g\" $value }}}} times per second over {span}; "
+              "requests are served, but their metrics or profiles are incomplete.",
               for_=timing.scaled(900.0)),
     ]
