@@ -24,8 +24,8 @@ Translation (the OpenTelemetry Prometheus compatibility rules; names by
   classic buckets (:mod:`~servewatch.exporters.prometheus_histogram`), cumulative or delta. Summaries ->
   summaries.
 - points that cannot be used are rejected, counted by reason and reported in the partial-success answer,
-  never dropped silently: ``malformed``, ``temporality`` (unspecified), ``type_conflict`` (one Prometheus name,
-  two types), ``negative_delta`` (a counter going down), ``series_limit`` (beyond ``max_series``),
+  never dropped silently: ``malformed``, ``temporality`` (unspecified), ``type_conflict`` (two metrics whose
+  Prometheus names collide, e.g. a counter ``jobs`` writing ``jobs_total`` and a gauge ``jobs_total``), ``negative_delta`` (a counter going down), ``series_limit`` (beyond ``max_series``),
   ``labels_limit``. A point flagged "no recorded value" removes its series; a series not updated for
   ``expire_after`` seconds is dropped.
 """
@@ -99,6 +99,8 @@ class OtlpMetrics:
         self.clock = clock
         self._lock = threading.Lock()
         self._families: dict[str, _Family] = {}
+        self._exposed: dict[str, str] = {"target": "target_info", "target_info": "target_info"}
+        """Every name a family writes (``x_total``, ``x_bucket``, ...) -> the family: two must never meet."""
         self._series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
         self._targets: dict[tuple[str, str], tuple[dict[str, str], float]] = {}
         self.received = 0
@@ -156,13 +158,16 @@ class OtlpMetrics:
             kind = "histogram"
         name = metric_name(metric.name, metric.unit, kind)
         family = self._families.get(name)
-        if family is not None and family.kind != kind:
+        taken = {self._exposed.get(exposed) for exposed in _exposed_names(name, kind)} - {None, name}
+        if (family is not None and family.kind != kind) or taken:
+            other = family.kind if family is not None and family.kind != kind else f"written by {taken.pop()}"
             for _ in points:
-                outcome.reject("type_conflict", f"metric {metric.name!r} maps to {name}, already a {family.kind}")
+                outcome.reject("type_conflict", f"metric {metric.name!r} maps to {name}, already {other}")
             return
         if family is None:
             unit = prometheus_unit(metric.unit, kind)
             family = self._families[name] = _Family(kind, metric.description, unit if name.endswith(unit) else "")
+            self._exposed.update((exposed, name) for exposed in _exposed_names(name, kind))
         for point in points:
             try:
                 self._point(name, kind, data, temporality, point, scope, now, outcome)
@@ -226,7 +231,8 @@ class OtlpMetrics:
             del self._targets[key]
         live = {name for name, _ in self._series}
         for name in [name for name in self._families if name not in live]:
-            del self._families[name]
+            for exposed in _exposed_names(name, self._families.pop(name).kind):
+                self._exposed.pop(exposed, None)
 
     # -- collect --------------------------------------------------------------------------------------------
 
@@ -268,6 +274,12 @@ def _samples(metric: Metric, name: str, kind: str, series: _Series) -> None:
             metric.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, number)
         metric.add_sample(f"{name}_count", labels, float(count))
         metric.add_sample(f"{name}_sum", labels, total)
+
+
+def _exposed_names(name: str, kind: str) -> tuple[str, ...]:
+    suffixes = {"counter": ("", "_total", "_created"), "gauge": ("",), "histogram": ("", "_bucket", "_sum", "_count"),
+                "summary": ("", "_sum", "_count")}[kind]
+    return tuple(name + suffix for suffix in suffixes)
 
 
 def _target_labels(resource: dict[str, str]) -> dict[str, str]:

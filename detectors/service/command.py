@@ -53,24 +53,27 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
-                                   metrics_listen=args.metrics_listen, interval=args.interval, bucket=args.bucket,
-                                   retention=args.retention, token=args.token, max_series=args.max_series)
-        detector.start()
-    except (ValueError, StoreError) as error:
-        raise ServewatchError(str(error)) from None
-    except sqlite3.Error as error:
-        raise ServewatchError(f"cannot open the store in {args.state}: {error}") from None
-    print(detector.describe(), flush=True)
     stop = threading.Event()
     previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not stop.wait(detector.interval if args.table else 3600.0):
-            if args.table:
-                print(detector.table() + "\n", flush=True)
+        try:
+            detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
+                                       metrics_listen=args.metrics_listen, interval=args.interval,
+                                       bucket=args.bucket, retention=args.retention, token=args.token,
+                                       max_series=args.max_series)
+            detector.start()
+        except (ValueError, StoreError) as error:
+            raise ServewatchError(str(error)) from None
+        except sqlite3.Error as error:
+            raise ServewatchError(f"cannot open the store in {args.state}: {error}") from None
+        print(detector.describe(), flush=True)
+        try:
+            while not stop.wait(detector.interval if args.table else 3600.0):
+                if args.table:
+                    print(detector.table() + "\n", flush=True)
+        finally:
+            detector.stop()
     finally:
-        detector.stop()
         for number, handler in previous.items():
             signal.signal(number, handler)
     print("servewatch detect: stopped", flush=True)

@@ -67,7 +67,9 @@ class Evaluator:
         """Comparisons actually computed (the rest reused an unchanged result)."""
 
     def evaluate(self, now: float) -> dict[tuple[str, str, str], WindowResult]:
-        """Evaluate everything at ``now`` (the caller runs :meth:`Store.maintain` first)."""
+        """Merge sealed buckets upwards (:meth:`Store.maintain`: the windows rely on it), then evaluate
+        everything at ``now``."""
+        self.store.maintain(now)
         results: dict[tuple[str, str, str], WindowResult] = {}
         for series in self.store.series():
             spec = self.spec.model(series.model)

@@ -245,7 +245,6 @@ class DetectorService:
                 raise RuntimeError("start() the detector first")
             now = self.clock() if now is None else now
             started = time.perf_counter()
-            self.store.maintain(now)
             results = self.evaluator.evaluate(now)
             self.gauges.set(result_families(results.values()))
             self.activity.evaluation_seconds = time.perf_counter() - started

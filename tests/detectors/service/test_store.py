@@ -1,0 +1,139 @@
+"""The durable store: dedupe, rejections, coarsening within the retention, late data, reopening, damage."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from servewatch.detectors import ks
+from servewatch.detectors.service import Layout, Store, StoreError
+from servewatch.profile import Profile
+
+T0 = 1_700_002_800.0  # a multiple of 3600 (so of 600 and 60)
+
+
+def test_a_profile_delivered_twice_is_counted_once(store_factory: Callable[..., Store],
+                                                   profile: Callable[..., Profile]) -> None:
+    store = store_factory()
+    first = profile(end=T0 + 30, producer="replica-1", sequence=7)
+    assert store.write([first], now=T0 + 31) == ["accepted"]
+    assert store.write([first, first], now=T0 + 32) == ["duplicate", "duplicate"]
+    restarted = profile(end=T0 + 50, producer="replica-1", sequence=7, length=5)  # same id, new interval
+    anonymous = profile(end=T0 + 40, producer="")
+    assert store.write([restarted, anonymous, anonymous], now=T0 + 51) == ["accepted"] * 3
+    assert store.received("replica-1", "fraud", "input", 7, first.start)
+    merged = store.merged("fraud", "input", T0, T0 + 60, T0 + 61)
+    assert merged is not None and merged.rows == 4 * 200
+
+
+def test_rejections_name_their_reason(store_factory: Callable[..., Store], profile: Callable[..., Profile]) -> None:
+    store = store_factory(retention=86400, max_series=2)
+    now = T0 + 100_000
+    old = profile(end=now - 86400 - 3600)
+    ahead = profile(end=now + 3600)
+    first, other_signal = profile(end=now), profile(signal="prediction", end=now)
+    third = profile(model="other", end=now)
+    changed = Profile("fraud", "input", start=now - 1, end=now).update({"amount": np.array(["a", "b"])})
+    assert store.write([old, ahead, first, other_signal, third, changed], now=now) == \
+        ["too_old", "future", "accepted", "accepted", "series_limit", "conflict"]
+    assert [(s.model, s.signal) for s in store.series()] == [("fraud", "input"), ("fraud", "prediction")]
+
+
+def test_sealed_buckets_merge_into_coarser_ones(store_factory: Callable[..., Store],
+                                                profile: Callable[..., Profile]) -> None:
+    store = store_factory()
+    for minute in range(1, 31):
+        store.write([profile(end=T0 + 60 * minute, rows=100, sequence=minute, seed=minute)], now=T0 + 60 * minute + 1)
+    merged = store.maintain(T0 + 60 * 30 + 1)
+    assert merged == 28 + 2  # minutes whose bucket ended two buckets (the grace) ago, and two full 10m buckets
+    index = store.index("fraud", "input", T0 - 3600)
+    parents = sorted(start for tier, start in index if tier == 1)
+    assert parents == [T0, T0 + 600, T0 + 1200]
+    found = store.load("fraud", "input", 1, T0 + 600)
+    assert found is not None and found[1].rows == 10 * 100
+    window = store.merged("fraud", "input", T0, T0 + 1800, T0 + 1801)  # uses the two complete 10m buckets
+    direct = Profile.merged(profile(end=T0 + 60 * m, rows=100, seed=m) for m in range(1, 31))
+    assert window is not None and direct is not None and window.rows == direct.rows == 3000
+    assert ks(window.columns["amount"], direct.columns["amount"]).value < 0.03
+
+
+def test_disk_stays_bounded_by_the_retention(store_factory: Callable[..., Store]) -> None:
+    store = store_factory(bucket=1.0, retention=600.0)
+    assert [t.size for t in store.layout.tiers] == [1.0, 10.0]
+    counts = []
+    for second in range(1, 1501):
+        now = T0 + second
+        small = Profile("m", "input", start=now - 1, end=now, producer="p", sequence=second).update({"x": [1.0, 2.0]})
+        store.write([small], now=now + 0.1)
+        if second % 10 == 0:
+            store.maintain(now + 0.1)
+            counts.append(len(store.index("m", "input", 0.0)))
+    assert max(counts[-60:]) <= 120 + 60 + 4          # 1s buckets for 2 minutes, 10s buckets for 10 minutes
+    window = store.merged("m", "input", T0 + 1500 - 300, T0 + 1500, T0 + 1500.1)
+    assert window is not None and 2 * 300 <= window.rows <= 2 * 302
+    everything = store.merged("m", "input", 0.0, T0 + 1500, T0 + 1500.1)
+    assert everything is not None and 2 * 600 <= everything.rows <= 2 * 620   # older data is gone
+    with sqlite3.connect(store.path) as connection:
+        keys = connection.execute("SELECT count(*) FROM received").fetchone()[0]
+    assert keys <= 3600 + 20
+
+
+def test_late_data_reaches_buckets_already_merged_upwards(store_factory: Callable[..., Store],
+                                                          profile: Callable[..., Profile]) -> None:
+    store = store_factory()
+    for minute in range(1, 21):
+        store.write([profile(end=T0 + 60 * minute, rows=100, sequence=minute)], now=T0 + 60 * minute + 1)
+    store.maintain(T0 + 60 * 25)
+    before = store.load("fraud", "input", 1, T0)
+    late = profile(end=T0 + 60 * 3 + 30, rows=7, sequence=99)
+    assert store.write([late], now=T0 + 60 * 26) == ["accepted"]
+    after = store.load("fraud", "input", 1, T0)
+    assert before is not None and after is not None and after[1].rows == before[1].rows + 7
+    minute = store.load("fraud", "input", 0, T0 + 180)
+    assert minute is not None and minute[1].rows == 107
+
+
+def test_reopening_keeps_everything_and_refuses_another_bucket_size(store_factory: Callable[..., Store],
+                                                                    profile: Callable[..., Profile]) -> None:
+    store = store_factory()
+    first = profile(end=T0 + 30, producer="a", sequence=1)
+    store.write([first], now=T0 + 31)
+    store.save_reference(first, "warmup:3600.0", T0 + 31)
+    store.close()
+    again = store_factory()
+    assert [s.first_seen for s in again.series()] == [T0]
+    assert again.write([first], now=T0 + 40) == ["duplicate"]
+    reference = again.reference("fraud", "input", "warmup:3600.0")
+    assert reference is not None and reference.rows == 200
+    again.close()
+    with pytest.raises(StoreError, match="60s buckets"):
+        Store(again.directory, Layout(1.0, 3600.0))
+
+
+def test_a_damaged_bucket_is_reported_and_started_afresh(store_factory: Callable[..., Store],
+                                                         profile: Callable[..., Profile]) -> None:
+    store = store_factory()
+    store.write([profile(end=T0 + 30, sequence=1)], now=T0 + 31)
+    store.close()
+    with sqlite3.connect(store.path) as connection:
+        (data,) = connection.execute("SELECT data FROM buckets").fetchone()
+        damaged = data[:40] + bytes([data[40] ^ 0x10]) + data[41:]
+        connection.execute("UPDATE buckets SET data=?", (damaged,))
+    store = store_factory()
+    assert store.load("fraud", "input", 0, T0) is None
+    assert store.corrupt == 1
+    assert store.write([profile(end=T0 + 40, sequence=2, rows=5)], now=T0 + 41) == ["accepted"]
+    found = store.load("fraud", "input", 0, T0)
+    assert found is not None and found[1].rows == 5
+
+
+def test_columns_beyond_the_limit_are_dropped(store_factory: Callable[..., Store]) -> None:
+    store = store_factory(max_columns=3)
+    wide = Profile("m", "input", start=T0, end=T0 + 30).update(np.ones((10, 5)))
+    assert store.write([wide], now=T0 + 31) == ["accepted"]
+    found = store.load("m", "input", 0, T0)
+    assert found is not None and sorted(found[1].columns) == ["f0", "f1", "f2"]
+    assert sorted(wide.columns) == ["f0", "f1", "f2", "f3", "f4"]  # the caller's profile is left alone
