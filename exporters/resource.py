@@ -22,20 +22,23 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, OTELResourceDetector, Resource
 
 __all__ = ["process_resource", "scalar_attributes"]
 
 
 def process_resource(*, framework: str, instance_id: str | None = None) -> Resource:
     """The resource of this process (see the module docstring); ``instance_id`` defaults to a new UUID."""
-    resource = Resource.create({})
+    try:
+        resource = Resource.create({})
+    except RuntimeError:  # interpreter shutdown: the SDK's detector thread pool cannot start; the variables only
+        resource = OTELResourceDetector().detect()
     ours: dict[str, Any] = {
         SERVICE_INSTANCE_ID: instance_id or str(uuid.uuid4()),
         "process.pid": os.getpid(),
         "ml.framework": framework,
     }
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+    if str(resource.attributes.get(SERVICE_NAME, "unknown_service")).startswith("unknown_service"):
         ours[SERVICE_NAME] = framework
     return resource.merge(Resource(ours))
 

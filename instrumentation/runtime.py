@@ -19,11 +19,13 @@ Lifecycle:
   exporter, and collects metrics every ``OTEL_METRIC_EXPORT_INTERVAL``. A slow or absent receiver delays only
   this thread.
 - **Fork.** ``os.register_at_fork`` drops the runtime in the child: a forked worker starts its own on its first
-  inference, with a new ``service.instance.id``, and never re-sends its parent's data. A process started with
+  inference, with a new ``service.instance.id``, and never re-sends its parent's data. A fork waits (at most
+  :data:`FORK_TIMEOUT`) until the background thread is between two cycles, so that no module import or lock
+  of ours is half-way in the child. A process started with
   ``subprocess``/``exec`` is a new interpreter and gets its own in the same way.
-- **Exit.** ``atexit`` closes the last (partial) interval and exports it together with a last metric
-  collection, waiting at most :data:`EXIT_TIMEOUT` seconds. A process that ends with ``os._exit`` (a
-  ``multiprocessing`` child) loses its last interval.
+- **Exit.** When the main thread ends, and again at ``atexit``, the last (partial) interval is closed and
+  exported together with a last metric collection, waiting at most :data:`EXIT_TIMEOUT` seconds each time.
+  A process that ends with ``os._exit`` (a ``multiprocessing`` child) loses its last interval.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ __all__ = ["EXIT_TIMEOUT", "Runtime", "current", "flush", "observe_queue_time", 
 
 EXIT_TIMEOUT = 5.0
 """Seconds the process waits at exit for the last profiles and metrics to leave."""
+FORK_TIMEOUT = 2.0
+"""Seconds ``os.fork`` waits at most for the background thread to finish an export in progress."""
 
 log = logging.getLogger("servewatch.instrumentation")
 
@@ -69,6 +73,7 @@ class Runtime:
         self.started = time.time()
         self.spec = _load_spec(settings.spec_path)
         self.recorder = Recorder(self.spec, max_columns=settings.max_columns)
+        self.resource: Any = None
         self.profile_exporter: Any = None
         self.metrics: Any = None
         self.gpus = 0
@@ -89,25 +94,29 @@ class Runtime:
         next_close = _next_multiple(time.time(), interval)
         next_collect = time.time() + metric_interval
         while not self._stop.wait(max(0.0, min(next_close, next_collect) - time.time())):
-            with self._cycle:
+            with self._cycle, guard("runtime"):
                 if self._stop.is_set():
                     break
                 now = time.time()
                 self._setup()
                 if now >= next_close:
-                    self._close_profiles(now)
                     next_close = _next_multiple(now, interval)
+                    self._close_profiles(now)
                 if now >= next_collect:
-                    self._collect()
                     next_collect = max(next_collect + metric_interval, now + metric_interval / 2)
+                    self._collect()
 
     def _setup(self) -> None:
         """Build whichever exporter is still missing (a failure is counted and retried next cycle)."""
         if self.profile_exporter is not None and (self.metrics is not None or self.settings.metrics_exporter == "none"):
             return
-        from servewatch.exporters.resource import process_resource
+        with guard("export.setup"):
+            from servewatch.exporters.resource import process_resource
 
-        resource = process_resource(framework=self.framework, instance_id=self.instance_id)
+            self.resource = self.resource or process_resource(framework=self.framework, instance_id=self.instance_id)
+        resource = self.resource
+        if resource is None:
+            return
         if self.profile_exporter is None:
             with guard("export.setup"):
                 self.profile_exporter = self._profile_exporter(resource)
@@ -176,7 +185,7 @@ class Runtime:
             self._stop.set()
 
         def work() -> None:
-            with self._cycle:
+            with self._cycle, guard("flush"):
                 self._setup()
                 self._close_profiles(time.time())
                 self._collect()
@@ -250,15 +259,49 @@ def _install_process_hooks() -> None:
         return
     _hooks_installed = True
     atexit.register(_at_exit)
+    # Flush once more as soon as the main thread ends, before concurrent.futures and the threading module shut
+    # down: the OpenTelemetry SDK cannot even be imported after that (its resource detection needs a thread
+    # pool), which would lose everything of a process that exits within a moment of its first inference.
+    import concurrent.futures.thread  # noqa: F401 - registers its own hook first, so ours runs before it
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_before_exit)
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                            after_in_child=_after_fork_in_child)
+
+
+_forking: Runtime | None = None
+
+
+def _before_fork() -> None:
+    """Let the background thread finish what it is doing (building exporters imports modules; a module being
+    imported at fork time stays locked forever in the child), waiting at most FORK_TIMEOUT."""
+    global _forking
+    runtime = _runtime
+    if runtime is not None and runtime.pid == os.getpid() and runtime._cycle.acquire(timeout=FORK_TIMEOUT):
+        _forking = runtime
+
+
+def _after_fork_in_parent() -> None:
+    global _forking
+    if _forking is not None:
+        _forking._cycle.release()
+        _forking = None
 
 
 def _after_fork_in_child() -> None:
-    global _runtime, _lock
-    _runtime = None
+    global _runtime, _lock, _forking
+    _runtime, _forking = None, None
     _lock = threading.Lock()
     errors.reset()
+
+
+def _before_exit() -> None:
+    runtime = _runtime
+    if runtime is not None and runtime.pid == os.getpid():
+        runtime.flush(EXIT_TIMEOUT)
 
 
 def _at_exit() -> None:
@@ -277,9 +320,26 @@ def record(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, duratio
             return
         if requests is None:
             requests = len(request_ids) if request_ids is not None else 1
+        elif type(requests) is not int:
+            requests = _number(requests, int, "requests") or 1
+        if duration is not None and type(duration) is not float:
+            duration = _number(duration, float, "duration")
+        if batch_size is not None and type(batch_size) is not int:
+            batch_size = _number(batch_size, int, "batch_size")
         runtime.recorder.record(model, framework, inputs, outputs, duration, batch_size, outcome, requests)
     except Exception as error:
         errors.report("record", error)
+
+
+def _number(value: Any, kind: type, name: str) -> Any:
+    """``value`` as ``kind``, or None (counted as ``record.argument``) when it is not a number."""
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        return kind(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        errors.report("record.argument", error)
+        return None
 
 
 def record_queue_time(model: str, seconds: float, *, framework: str = "python") -> None:

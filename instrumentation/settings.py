@@ -130,4 +130,4 @@ class Settings:
                                     _PROTOCOLS, "http/protobuf"),
             delta_histograms=temporality in ("delta", "lowmemory"),
         )
-        return settings, problems
+        return settings, list(dict.fromkeys(problems))  # a shared variable read for two signals: one line

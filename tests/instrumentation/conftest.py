@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from servewatch.instrumentation import errors, runtime
+
 _spec = importlib.util.spec_from_file_location("servewatch_test_receiver", Path(__file__).with_name("receiver.py"))
 receiver_module = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 sys.modules[_spec.name] = receiver_module  # type: ignore[union-attr]
@@ -51,3 +53,19 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("OTEL_", "SERVEWATCH_")):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A runtime in this process writing profiles to a spool directory (no network); torn down afterwards."""
+    directory = tmp_path / "spool"
+    monkeypatch.setenv("SERVEWATCH_SPOOL_DIR", str(directory))
+    monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    errors.reset()
+    yield directory
+    active = runtime._runtime
+    if active is not None:
+        active.flush(5.0, final=True)
+    runtime._runtime, runtime._disabled = None, False
+    errors.reset()

@@ -5,7 +5,8 @@
         receiver.wait_for(lambda r: len(r.profiles()) >= 2)
         receiver.profiles(), receiver.metric_points("servewatch.inference.requests"), receiver.requests
 
-``status`` (default 200) and ``delay`` (seconds before answering) make it a failing or slow endpoint.
+``status`` (default 200) and ``delay`` (seconds before answering) make it a failing or slow endpoint;
+``port`` binds a given port (default: any free one).
 Loaded by the conftest files with ``load_receiver()`` (tests are not a package).
 """
 
@@ -33,7 +34,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, *, status: int = 200, delay: float = 0.0) -> None:
+    def __init__(self, *, status: int = 200, delay: float = 0.0, port: int = 0) -> None:
         self.status = status
         self.delay = delay
         self.requests: list[Received] = []
@@ -54,7 +55,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"

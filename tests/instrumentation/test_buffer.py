@@ -1,0 +1,89 @@
+"""Gathering batches before sketching: same profile as profiling everything at once, copies, bounds, totals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from servewatch.instrumentation.buffer import FLUSH_ROWS, MAX_CLASSES, SignalBuffer
+from servewatch.profile import Profile
+from servewatch.spec import parse_spec
+
+
+def buffer(signal: str = "input", spec: object = None) -> SignalBuffer:
+    return SignalBuffer("m", signal, spec=spec, max_columns=64, start=100.0)
+
+
+def test_gathered_small_batches_profile_like_one_batch() -> None:
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(1000, 5))
+    gathered = buffer()
+    for start in range(0, 1000, 7):                        # uneven batches across many block fills
+        chunk = data[start:start + 7]
+        gathered.add(gathered.extractor.extract(chunk))
+    profile = gathered.close(200.0)
+    direct = Profile.from_data(data)
+    assert profile.rows == 1000 and list(profile.columns) == list(direct.columns)
+    for name, column in profile.columns.items():
+        assert column.count == 1000 and column.sketch.n == 1000
+        assert column.sketch.get_quantile(0.5) == pytest.approx(direct.columns[name].sketch.get_quantile(0.5), abs=0.1)
+        assert column.sketch.get_min_value() == direct.columns[name].sketch.get_min_value()
+
+
+def test_arrays_are_copied_so_callers_may_reuse_their_buffers() -> None:
+    gathered = buffer()
+    reused = np.zeros((1, 2))
+    for value in range(10):
+        reused[:] = value
+        gathered.add(gathered.extractor.extract(reused))
+    reused[:] = -1.0
+    column = gathered.close(200.0).columns["f0"]
+    assert column.sketch.get_min_value() == 0.0 and column.sketch.get_max_value() == 9.0
+
+
+def test_big_batches_go_straight_in_and_kinds_switch_cleanly() -> None:
+    gathered = buffer()
+    gathered.add(gathered.extractor.extract(np.ones((FLUSH_ROWS + 1, 2))))
+    assert gathered.profile.rows == FLUSH_ROWS + 1                       # not held back
+    gathered.add(gathered.extractor.extract(np.ones((3, 2))))
+    gathered.add(gathered.extractor.extract([{"f0": 2.0, "f1": 2.0}]))   # another kind: the block is profiled first
+    gathered.add(gathered.extractor.extract(np.ones((2, 3))))            # another width
+    profile = gathered.close(200.0)
+    assert profile.rows == FLUSH_ROWS + 1 + 3 + 1 + 2
+    assert profile.columns["f0"].count == profile.rows and profile.columns["f2"].count == 2
+
+
+def test_close_starts_a_new_interval_and_totals_keep_counting() -> None:
+    gathered = buffer()
+    gathered.add(gathered.extractor.extract(np.array([[1.0, np.nan], [np.inf, 2.0]])))
+    first = gathered.close(150.0)
+    assert (first.start, first.end) == (100.0, 150.0)
+    assert gathered.profile.start == 150.0 and gathered.profile.rows == 0
+    assert gathered.close(160.0) is None                                 # nothing seen: nothing to send
+    gathered.add(gathered.extractor.extract(np.array([[3.0, None]], dtype=object)))
+    counts = gathered.counts()
+    assert counts["f0"] == [3, 0, 1]            # values, missing, invalid (+inf counts as invalid)
+    assert counts["f1"] == [3, 2, 0]            # NaN and None are missing
+
+
+def test_prediction_classes_are_bounded_with_other() -> None:
+    gathered = buffer("prediction")
+    labels = np.array([str(i) for i in range(MAX_CLASSES + 5)] * 2)
+    gathered.add(gathered.extractor.extract(labels))
+    classes = gathered.classes()
+    assert len(classes) == MAX_CLASSES + 1 and classes["other"] == 10
+    gathered.close(200.0)
+    gathered.add(gathered.extractor.extract(np.array(["0", "new"])))
+    after = gathered.classes()
+    assert after["0"] == 3 and after["other"] == 11                     # a class never moves to or from other
+
+
+def test_spec_columns_with_rules() -> None:
+    spec = parse_spec({"models": [{"name": "m", "features": [
+        {"name": "amount", "source": {"index": 0}, "rules": {"min": 0, "max": 10}},
+        {"name": "country", "type": "categorical", "source": {"index": 1}}]}]}).model("m")
+    gathered = buffer(spec=spec)
+    gathered.add(gathered.extractor.extract(np.array([[5.0, 1.0], [50.0, 2.0]])))
+    profile = gathered.close(200.0)
+    assert list(profile.columns) == ["amount", "country"]
+    assert profile.columns["amount"].above_max == 1 and not profile.columns["country"].is_numeric

@@ -1,0 +1,123 @@
+"""The recorder's state as OpenTelemetry metrics: names, attributes and values of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.resources import Resource
+
+from servewatch.exporters.metrics import MetricsPipeline
+from servewatch.instrumentation.guard import errors
+from servewatch.instrumentation.recorder import Recorder
+from servewatch.instrumentation.telemetry import Telemetry
+
+
+class Capture(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.exports: list[MetricsData] = []
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        self.exports.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+    def points(self, name: str, export: int = -1) -> list[tuple[dict[str, Any], Any]]:
+        found = []
+        for rm in self.exports[export].resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        found.extend((dict(point.attributes), point) for point in metric.data.data_points)
+        return found
+
+
+def pipeline(recorder: Recorder, sources: list[Any] | None = None, delta: bool = False) -> tuple[MetricsPipeline, Capture]:
+    telemetry = Telemetry(recorder, queue_sources=sources, delta_histograms=delta)
+    capture = Capture()
+    built = MetricsPipeline(Resource.create({"service.name": "t"}), capture, producers=[telemetry.produce])
+    telemetry.register(built.meter())
+    return built, capture
+
+
+@pytest.fixture(autouse=True)
+def _fresh_errors() -> None:
+    errors.reset()
+
+
+def test_request_level_metrics() -> None:
+    recorder = Recorder()
+    metrics, capture = pipeline(recorder)
+    recorder.record("fraud", "python", np.ones((8, 2)), np.ones(8), 0.003, None, "ok", 8)
+    recorder.record("fraud", "python", np.ones((1, 2)), None, 0.2, None, "error", 1)
+    metrics.collect()
+    base = {"ml.model.name": "fraud", "ml.framework": "python"}
+    requests = {attrs["outcome"]: point.value for attrs, point in capture.points("servewatch.inference.requests")}
+    assert requests == {"ok": 8, "error": 1}
+    durations = {attrs["outcome"]: point for attrs, point in capture.points("servewatch.inference.duration")}
+    assert durations["ok"].count == 8 and durations["ok"].sum == pytest.approx(0.024)
+    assert durations["error"].max == 0.2 and list(durations["ok"].explicit_bounds)[:3] == [0.0005, 0.001, 0.0025]
+    batches = {attrs["outcome"]: point for attrs, point in capture.points("servewatch.inference.batch.size")}
+    assert batches["ok"].sum == 8 and batches["error"].sum == 1
+    assert all({**base}.items() <= attrs.items() for attrs, _ in capture.points("servewatch.inference.requests"))
+
+
+def test_feature_prediction_class_and_error_counters() -> None:
+    recorder = Recorder()
+    metrics, capture = pipeline(recorder)
+    inputs = [{"amount": 1.0, "country": "DE"}, {"amount": None, "country": ["bad"]}]
+    recorder.record("m", "python", inputs, np.array([[0.9, 0.1], [0.2, 0.8]]), 0.001, None, "ok", 2)
+    errors.report("extract.input")
+    metrics.collect()
+
+    def by_feature(name: str) -> dict[str, int]:
+        return {attrs["ml.feature.name"]: point.value for attrs, point in capture.points(name)}
+
+    assert by_feature("servewatch.input.values") == {"amount": 2, "country": 2}
+    assert by_feature("servewatch.input.missing") == {"amount": 1, "country": 0}
+    assert by_feature("servewatch.input.invalid") == {"amount": 0, "country": 1}
+    assert by_feature("servewatch.prediction.values") == {"class": 2, "score": 2}
+    classes = {attrs["ml.prediction.class"]: point.value for attrs, point in capture.points("servewatch.prediction.class")}
+    assert classes == {"0": 1, "1": 1}
+    assert [(attrs, point.value) for attrs, point in capture.points("servewatch.instrumentation.errors")] == \
+        [({"error.type": "extract.input"}, 1)]
+    recorder.close(1e9)                                   # counters keep counting across profile intervals
+    recorder.record("m", "python", [{"amount": 2.0, "country": "FR"}], None, 0.001, None, "ok", 1)
+    metrics.collect()
+    assert by_feature("servewatch.input.values") == {"amount": 3, "country": 3}
+
+
+def test_queue_time_pushed_and_polled_from_a_framework_counter() -> None:
+    recorder = Recorder()
+    readings = iter([{"m": 10.0}, {"m": 12.5}, {"m": 1.0}])     # baseline, +2.5, restart (counts from zero)
+    metrics, capture = pipeline(recorder, sources=[(lambda: next(readings), "triton")])
+    recorder.add_queue_time("m", "triton", 0.5)
+    values = []
+    for _ in range(3):
+        metrics.collect()
+        values.append(capture.points("servewatch.inference.queue.time")[0][1].value)
+    assert values == [0.5, 3.0, 4.0]
+    metrics.collect()                                           # the source is exhausted: counted, nothing raised
+    assert errors.counts()["queue_time"] == 1
+
+
+def test_delta_histograms() -> None:
+    recorder = Recorder()
+    metrics, capture = pipeline(recorder, delta=True)
+    recorder.record("m", "python", None, None, 0.01, 4, "ok", 1)
+    metrics.collect()
+    recorder.record("m", "python", None, None, 0.5, 4, "ok", 1)
+    recorder.record("m", "python", None, None, 0.3, 4, "ok", 1)
+    metrics.collect()
+    (attrs, point), = capture.points("servewatch.inference.duration")
+    assert point.count == 2 and point.sum == pytest.approx(0.8) and (point.min, point.max) == (0.3, 0.5)
+    metrics.collect()                                           # nothing new: no point
+    assert capture.points("servewatch.inference.duration") == []
