@@ -65,9 +65,19 @@ class _DrivenReader(PeriodicExportingMetricReader):
         self._producers = tuple(producers)
         self._on_failure = on_failure
         self._lock = threading.Lock()
+        self._received = False
+
+    def collect(self, timeout_millis: float = 10_000) -> None:
+        self._received = False
+        super().collect(timeout_millis=timeout_millis)
+        if not self._received:  # the SDK skips the export when no instrument has a point; producers may have
+            self._receive_metrics(MetricsData(resource_metrics=[]), timeout_millis=timeout_millis)
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+        self._received = True
         produced = [metric for producer in self._producers for metric in producer()]
+        if not produced and not metrics_data.resource_metrics:
+            return
         if produced:
             metrics_data = _with(metrics_data, produced, self._resource)
         with self._lock, suppress_instrumentation():  # our own HTTP calls are not the application's traffic

@@ -13,7 +13,8 @@ One file per profile, ``<end ms>-<producer>-<model>-<signal>-<sequence>.pb``, ho
 network exporter would POST to ``/v1/logs`` (a serialized OTLP ``ExportLogsServiceRequest`` with this process's
 resource), so ``Profile.from_bytes(path.read_bytes())`` reads it and ``curl --data-binary @file`` replays it.
 A file appears whole or not at all: it is written under a hidden temporary name in the same directory, flushed
-and renamed. A write that fails (disk full, permissions) leaves the profile pending for the next export;
+and renamed; a directory that was removed is made again. A write that fails (disk full, permissions) leaves
+the profile pending for the next export;
 past ``capacity`` pending profiles the oldest are dropped and counted, as with the network exporters.
 """
 
@@ -52,13 +53,17 @@ class SpoolProfileExporter(ProfileExporter):
             name = spool_name(profile)
             temporary = self.directory / f".{name}.tmp"
             try:
+                self.directory.mkdir(parents=True, exist_ok=True)   # a cleanup job may have removed it
                 with open(temporary, "wb") as handle:
                     handle.write(encode_profiles([profile], self._resource))
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temporary, self.directory / name)
             except OSError:
-                temporary.unlink(missing_ok=True)
+                try:
+                    temporary.unlink(missing_ok=True)
+                except OSError:
+                    pass
                 return False
         return True
 
