@@ -45,14 +45,22 @@ def _matcher(label: str, op: str, value: str) -> str:
     return f'{label}{op}"{value}"'
 
 
-def alertmanager_config(spec: Spec, config: Config | None = None, receivers: Receivers | None = None) -> dict[str, Any]:
+def alertmanager_config(
+    spec: Spec, config: Config | None = None, receivers: Receivers | None = None
+) -> dict[str, Any]:
     """The Alertmanager configuration (a document to dump as YAML) for the rules of ``spec``."""
     config = config or Config()
     receivers = receivers or Receivers()
     timing = config.timing(spec)
     groups = rule_groups(spec, config)
-    model_alerts = sorted({alert.name for group in groups if group.name.startswith("servewatch.model:")
-                           or group.name == "servewatch.unlisted-models" for alert in group.alerts()})
+    model_alerts = sorted(
+        {
+            alert.name
+            for group in groups
+            if group.name.startswith("servewatch.model:") or group.name == "servewatch.unlisted-models"
+            for alert in group.alerts()
+        }
+    )
     muted = one_of(model_alerts)
 
     def every(seconds: float) -> str:
@@ -67,8 +75,11 @@ def alertmanager_config(spec: Spec, config: Config | None = None, receivers: Rec
             "repeat_interval": every(4 * 3600.0),
             "routes": [
                 {"matchers": [_matcher("severity", "=", "critical")], "receiver": "pager"},
-                {"matchers": [_matcher("severity", "=", "warning")], "receiver": "tickets",
-                 "repeat_interval": every(86400.0)},
+                {
+                    "matchers": [_matcher("severity", "=", "warning")],
+                    "receiver": "tickets",
+                    "repeat_interval": every(86400.0),
+                },
                 {"matchers": [_matcher("severity", "=", "info")], "receiver": "null"},
             ],
         },
@@ -78,11 +89,15 @@ def alertmanager_config(spec: Spec, config: Config | None = None, receivers: Rec
             {"name": "null"},
         ],
         "inhibit_rules": [
-            {"source_matchers": [_matcher("alertname", "=", "ServewatchDetectorDown")],
-             "target_matchers": [_matcher("alertname", muted.op, muted.value)],
-             "equal": ["job"]},
-            {"source_matchers": [_matcher("severity", "=", "critical")],
-             "target_matchers": [_matcher("severity", "=", "warning")],
-             "equal": ["alertname", "model", "signal", "feature"]},
+            {
+                "source_matchers": [_matcher("alertname", "=", "ServewatchDetectorDown")],
+                "target_matchers": [_matcher("alertname", muted.op, muted.value)],
+                "equal": ["job"],
+            },
+            {
+                "source_matchers": [_matcher("severity", "=", "critical")],
+                "target_matchers": [_matcher("severity", "=", "warning")],
+                "equal": ["alertname", "model", "signal", "feature"],
+            },
         ],
     }

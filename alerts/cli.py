@@ -6,7 +6,8 @@ Usage::
     # writes rules.yml, rules_test.yml (promtool test rules) and alertmanager.yml beside it
     servewatch alerts --spec servewatch.yaml -o rules.yml --availability 0.995 --latency-p99 250ms \\
         --pager-url https://events.pagerduty.example/hook --ticket-url https://jira.example/hook
-    promtool check rules rules.yml && promtool test rules rules_test.yml && amtool check-config alertmanager.yml
+    promtool check rules rules.yml && promtool test rules rules_test.yml
+    amtool check-config alertmanager.yml
 
 ``--time-scale`` multiplies the durations the spec does not give (burn-rate windows, ``for`` of the serving
 and detector alerts, Alertmanager's waits); by default it is the spec's bucket over one minute, so a spec with
@@ -34,10 +35,13 @@ __all__ = ["add_arguments", "add_config_arguments", "config_from_args", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", required=True, help="servewatch.yaml: thresholds, rules, windows")
     parser.add_argument("-o", "--output", required=True, help="the rule file to write (e.g. rules.yml)")
-    parser.add_argument("--alertmanager", help="where to write the Alertmanager example "
-                        "(default: alertmanager.yml beside the rules)")
-    parser.add_argument("--tests", help="where to write the promtool unit tests "
-                        "(default: <rules>_test.yml beside the rules)")
+    parser.add_argument(
+        "--alertmanager",
+        help="where to write the Alertmanager example (default: alertmanager.yml beside the rules)",
+    )
+    parser.add_argument(
+        "--tests", help="where to write the promtool unit tests (default: <rules>_test.yml beside the rules)"
+    )
     add_config_arguments(parser)
     parser.add_argument("--pager-url", default=Receivers.pager, help="webhook of critical alerts")
     parser.add_argument("--ticket-url", default=Receivers.tickets, help="webhook of warnings")
@@ -46,23 +50,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The :class:`Config` options, shared with ``servewatch dashboards`` (give both the same values)."""
     defaults = Config()
-    parser.add_argument("--availability", type=float, default=defaults.availability,
-                        help=f"share of requests that must succeed (default {defaults.availability})")
-    parser.add_argument("--latency-p99", default=f"{defaults.latency_p99:g}s",
-                        help="p99 request duration above which latency alerts (default %(default)s)")
-    parser.add_argument("--detector-job", default=defaults.detector_job,
-                        help="Prometheus job that scrapes `servewatch detect` (default %(default)s)")
-    parser.add_argument("--runbook-url", default=defaults.runbook_url,
-                        help="runbook URL pattern, {alertname} replaced (default %(default)s)")
-    parser.add_argument("--time-scale", type=float, help="factor on the durations the spec does not give "
-                        "(default: the spec's bucket / 60s)")
+    parser.add_argument(
+        "--availability",
+        type=float,
+        default=defaults.availability,
+        help=f"share of requests that must succeed (default {defaults.availability})",
+    )
+    parser.add_argument(
+        "--latency-p99",
+        default=f"{defaults.latency_p99:g}s",
+        help="p99 request duration above which latency alerts (default %(default)s)",
+    )
+    parser.add_argument(
+        "--detector-job",
+        default=defaults.detector_job,
+        help="Prometheus job that scrapes `servewatch detect` (default %(default)s)",
+    )
+    parser.add_argument(
+        "--runbook-url",
+        default=defaults.runbook_url,
+        help="runbook URL pattern, {alertname} replaced (default %(default)s)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        help="factor on the durations the spec does not give (default: the spec's bucket / 60s)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The :class:`Config` the options describe (``ServewatchError`` with the reason on a bad value)."""
     try:
-        return Config(availability=args.availability, latency_p99=parse_duration(args.latency_p99),
-                      detector_job=args.detector_job, runbook_url=args.runbook_url, time_scale=args.time_scale)
+        return Config(
+            availability=args.availability,
+            latency_p99=parse_duration(args.latency_p99),
+            detector_job=args.detector_job,
+            runbook_url=args.runbook_url,
+            time_scale=args.time_scale,
+        )
     except ValueError as error:
         raise ServewatchError(str(error)) from None
 
@@ -86,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
             handle.write(text)
     groups = rule_groups(spec, config)
     alerts = sum(1 for group in groups for _ in group.alerts())
-    print(f"{args.output}: {len(groups)} groups, {alerts} alerting and "
-          f"{sum(len(g.rules) for g in groups) - alerts} recording rules")
+    print(
+        f"{args.output}: {len(groups)} groups, {alerts} alerting and "
+        f"{sum(len(g.rules) for g in groups) - alerts} recording rules"
+    )
     print(f"{tests_path}: unit tests (promtool test rules {tests_path})")
     print(f"{am_path}: Alertmanager example (amtool check-config {am_path})")
     return 0

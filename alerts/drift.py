@@ -34,8 +34,8 @@ from .scope import Scope
 __all__ = [
     "DRIFT_ALERTS",
     "RATIO_RULES",
-    "STATISTIC_NAMES",
     "STATISTICS",
+    "STATISTIC_NAMES",
     "Clause",
     "drift_alerts",
     "quality_alerts",
@@ -47,19 +47,29 @@ STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
 """Every statistic the detector exports as ``servewatch_drift_<name>``, in display order."""
 
 STATISTIC_NAMES = {
-    "ks": "KS", "d1": "D1", "psi": "PSI", "js": "JS divergence", "hellinger": "Hellinger distance",
-    "wasserstein": "Wasserstein distance", "linf": "L-infinity", "chi2": "chi-squared",
+    "ks": "KS",
+    "d1": "D1",
+    "psi": "PSI",
+    "js": "JS divergence",
+    "hellinger": "Hellinger distance",
+    "wasserstein": "Wasserstein distance",
+    "linf": "L-infinity",
+    "chi2": "chi-squared",
     "cramers_v": "Cramér's V",
 }
 """How a statistic is spelled in titles and descriptions."""
 
 DRIFT_ALERTS = {"input": "ServewatchInputDrift", "prediction": "ServewatchPredictionDrift"}
 _NOUN = {"input": "input feature", "prediction": "prediction"}
-_SUMMARY = {"input": "An input feature's distribution drifted away from the reference.",
-            "prediction": "A prediction's distribution drifted away from the reference."}
+_SUMMARY = {
+    "input": "An input feature's distribution drifted away from the reference.",
+    "prediction": "A prediction's distribution drifted away from the reference.",
+}
 
-RATIO_RULES = {"missing": ("ServewatchMissingValues", "servewatch_quality_missing_ratio"),
-               "range": ("ServewatchValuesOutOfRange", "servewatch_quality_out_of_range_ratio")}
+RATIO_RULES = {
+    "missing": ("ServewatchMissingValues", "servewatch_quality_missing_ratio"),
+    "range": ("ServewatchValuesOutOfRange", "servewatch_quality_out_of_range_ratio"),
+}
 """Rules alerted on with their own ratio (the rest go through ``servewatch_quality_rule_violated``)."""
 
 
@@ -86,8 +96,9 @@ def statistics_of(scope: Scope, signal: str) -> list[str]:
     named = set(scope.model.thresholds) | {name for column in columns for name in column.thresholds}
     if columns:
         kinds = {column.type for column in columns}
-        applicable = set(NUMERIC_STATISTICS if "numeric" in kinds else ()) | \
-            set(CATEGORICAL_STATISTICS if "categorical" in kinds else ())
+        applicable = set(NUMERIC_STATISTICS if "numeric" in kinds else ()) | set(
+            CATEGORICAL_STATISTICS if "categorical" in kinds else ()
+        )
         named &= applicable
     return [name for name in STATISTICS if name in named]
 
@@ -117,51 +128,91 @@ def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
                 clauses = threshold_clauses(scope, signal, statistic, tier)
                 if not clauses:
                     continue
-                expr = _union(f"{selector(f'servewatch_drift_{statistic}', model=scope.label, signal=signal, feature=clause.feature_matcher())} >= {clause.value:g}"
-                              for clause in clauses)
-                alerts.append(Alert(
-                    name, expr, tier, _SUMMARY[signal],
-                    f"{STATISTIC_NAMES[statistic]} of {_NOUN[signal]} {{{{ $labels.feature }}}} of model "
-                    f"{{{{ $labels.model }}}} over the {{{{ $labels.window }}}} window is "
-                    f"{{{{ printf \"%.3g\" $value }}}}, at or above its {tier} threshold {_limits(clauses)}.",
-                    for_=timing.drift_for(scope.model), keep_firing_for=timing.drift_keep_firing(scope.model),
-                    labels={"statistic": statistic, **scope.labels}))
+                metric = f"servewatch_drift_{statistic}"
+                expr = _union(
+                    f"{selector(metric, model=scope.label, signal=signal, feature=c.feature_matcher())} "
+                    f">= {c.value:g}"
+                    for c in clauses
+                )
+                alerts.append(
+                    Alert(
+                        name,
+                        expr,
+                        tier,
+                        _SUMMARY[signal],
+                        f"{STATISTIC_NAMES[statistic]} of {_NOUN[signal]} {{{{ $labels.feature }}}} of model "
+                        f"{{{{ $labels.model }}}} over the {{{{ $labels.window }}}} window is "
+                        f'{{{{ printf "%.3g" $value }}}}, at or above its {tier} threshold '
+                        f"{_limits(clauses)}.",
+                        for_=timing.drift_for(scope.model),
+                        keep_firing_for=timing.drift_keep_firing(scope.model),
+                        labels={"statistic": statistic, **scope.labels},
+                    )
+                )
     return alerts
 
 
 def quality_alerts(scope: Scope, timing: Timing) -> list[Alert]:
     """Missing and out-of-range ratios over their limits, other violated rules, and thin windows."""
-    timed = {"for_": timing.drift_for(scope.model), "keep_firing_for": timing.drift_keep_firing(scope.model),
-             "labels": scope.labels}
+    timed = {
+        "for_": timing.drift_for(scope.model),
+        "keep_firing_for": timing.drift_keep_firing(scope.model),
+        "labels": scope.labels,
+    }
     alerts = []
     for rule, (name, metric) in RATIO_RULES.items():
-        clauses = [clause for signal in ("input", "prediction") for clause in _ratio_clauses(scope, signal, rule)]
+        clauses = [
+            clause for signal in ("input", "prediction") for clause in _ratio_clauses(scope, signal, rule)
+        ]
         if not clauses:
             continue
-        expr = _union(f"{selector(metric, model=scope.label, signal=c.signal, feature=c.feature_matcher())} > {c.value:g}"
-                      for c in clauses)
+        expr = _union(
+            f"{selector(metric, model=scope.label, signal=c.signal, feature=c.feature_matcher())} "
+            f"> {c.value:g}"
+            for c in clauses
+        )
         what = "missing" if rule == "missing" else "out of range"
-        alerts.append(Alert(
-            name, expr, "warning",
-            "Values of a column are missing more often than its rules allow." if rule == "missing" else
-            "Values of a column fall outside the range its rules allow more often than allowed.",
-            f"{{{{ $value | humanizePercentage }}}} of the values of {{{{ $labels.signal }}}} column "
-            f"{{{{ $labels.feature }}}} of model {{{{ $labels.model }}}} are {what} over the "
-            f"{{{{ $labels.window }}}} window; the spec allows {_limits(clauses)}.", **timed))
+        alerts.append(
+            Alert(
+                name,
+                expr,
+                "warning",
+                "Values of a column are missing more often than its rules allow."
+                if rule == "missing"
+                else "Values of a column fall outside the range its rules allow more often than allowed.",
+                f"{{{{ $value | humanizePercentage }}}} of the values of {{{{ $labels.signal }}}} column "
+                f"{{{{ $labels.feature }}}} of model {{{{ $labels.model }}}} are {what} over the "
+                f"{{{{ $labels.window }}}} window; the spec allows {_limits(clauses)}.",
+                **timed,
+            )
+        )
     violated = selector("servewatch_quality_rule_violated", model=scope.label, rule=none_of(RATIO_RULES))
-    alerts.append(Alert(
-        "ServewatchDataQualityRuleViolated", f"{violated} == 1", "warning",
-        "A data-quality rule of the spec is violated.",
-        "Rule {{ $labels.rule }} is violated for {{ $labels.signal }} column {{ $labels.feature }} of model "
-        "{{ $labels.model }} over the {{ $labels.window }} window.", **timed))
+    alerts.append(
+        Alert(
+            "ServewatchDataQualityRuleViolated",
+            f"{violated} == 1",
+            "warning",
+            "A data-quality rule of the spec is violated.",
+            "Rule {{ $labels.rule }} is violated for {{ $labels.signal }} column {{ $labels.feature }} of "
+            "model "
+            "{{ $labels.model }} over the {{ $labels.window }} window.",
+            **timed,
+        )
+    )
     samples = selector("servewatch_window_samples", model=scope.label)
-    alerts.append(Alert(
-        "ServewatchWindowTooFewSamples", f"{samples} < {scope.model.min_samples}", "info",
-        "A window holds too few values for drift statistics.",
-        "The {{ $labels.window }} window of {{ $labels.signal }} {{ $labels.feature }} of model "
-        "{{ $labels.model }} holds {{ printf \"%.0f\" $value }} values, fewer than the "
-        f"{scope.model.min_samples} needed: its drift is not computed.", for_=timing.drift_for(scope.model),
-        labels=scope.labels))
+    alerts.append(
+        Alert(
+            "ServewatchWindowTooFewSamples",
+            f"{samples} < {scope.model.min_samples}",
+            "info",
+            "A window holds too few values for drift statistics.",
+            "The {{ $labels.window }} window of {{ $labels.signal }} {{ $labels.feature }} of model "
+            '{{ $labels.model }} holds {{ printf "%.0f" $value }} values, fewer than the '
+            f"{scope.model.min_samples} needed: its drift is not computed.",
+            for_=timing.drift_for(scope.model),
+            labels=scope.labels,
+        )
+    )
     return alerts
 
 
@@ -170,7 +221,11 @@ def _ratio_clauses(scope: Scope, signal: str, rule: str) -> list[Clause]:
         columns = [c for c in scope.columns(signal) if c.rules.max_missing_ratio is not None]
         limit = "max_missing_ratio"
     else:
-        columns = [c for c in scope.columns(signal) if c.is_numeric and (c.rules.min is not None or c.rules.max is not None)]
+        columns = [
+            c
+            for c in scope.columns(signal)
+            if c.is_numeric and (c.rules.min is not None or c.rules.max is not None)
+        ]
         limit = "max_out_of_range_ratio"
     groups: dict[float, list[str]] = defaultdict(list)
     for column in columns:
@@ -185,7 +240,9 @@ def _union(clauses: Iterable[str]) -> str:
 def _limits(clauses: list[Clause]) -> str:
     """The threshold values of ``clauses`` for a description: ``0.1`` or ``0.1 (amount, age: 0.2)``."""
     general = [c for c in clauses if c.features is None]
-    specific = "; ".join(f"{', '.join(c.features or ())}: {c.value:g}" for c in clauses if c.features is not None)
+    specific = "; ".join(
+        f"{', '.join(c.features or ())}: {c.value:g}" for c in clauses if c.features is not None
+    )
     if general and specific:
         return f"{general[0].value:g} ({specific})"
     if general:

@@ -58,8 +58,11 @@ class Alert:
         if self.keep_firing_for:
             rule["keep_firing_for"] = format_duration(self.keep_firing_for)
         rule["labels"] = dict(sorted(self.all_labels.items()))
-        rule["annotations"] = {"summary": self.summary, "description": self.description,
-                               "runbook_url": runbook(self.name)}
+        rule["annotations"] = {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": runbook(self.name),
+        }
         return rule
 
 
@@ -123,5 +126,6 @@ _Dumper.add_representer(str, _string)
 
 def dump_yaml(document: Any) -> str:
     """``document`` as deterministic block-style YAML (insertion order kept, no line wrapping)."""
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 16,
-                     allow_unicode=True)
+    return yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 16, allow_unicode=True
+    )

@@ -9,7 +9,8 @@ Usage::
     # promtool test rules rules_test.yml
 
 The expectations come from the spec, not from the rule generator: for every column and statistic the test
-feeds the detector's gauge at each tier's threshold (both tiers must fire where the value reaches them, ``>=``)
+feeds the detector's gauge at each tier's threshold (both tiers must fire where the value reaches them,
+``>=``)
 and just below the lowest (nothing may fire), reading the thresholds with ``ModelSpec.thresholds_for``. Every
 test group also checks the timing: nothing fires before ``for``, the alert keeps firing ``keep_firing_for``
 after the value drops, and resolves after. Data-quality limits, window sizes, staleness, the error-budget
@@ -59,7 +60,10 @@ class _Builder:
     def document(self, rule_file: str) -> dict[str, Any]:
         tests = []
         for scope in scopes(self.spec):
-            for signal, alertname in (("input", "ServewatchInputDrift"), ("prediction", "ServewatchPredictionDrift")):
+            for signal, alertname in (
+                ("input", "ServewatchInputDrift"),
+                ("prediction", "ServewatchPredictionDrift"),
+            ):
                 for statistic in self.statistics(scope, signal):
                     tests.append(self.drift_test(scope, signal, alertname, statistic))
             tests.append(self.quality_test(scope))
@@ -84,15 +88,26 @@ class _Builder:
         return int(-(-seconds // self.step)) + 1
 
     def expected(self, alertname: str, labels: Mapping[str, str], value: float) -> dict[str, Any]:
-        matches = [alert for alert in self.alerts if alert.name == alertname
-                   and all(labels.get(key) == wanted for key, wanted in alert.all_labels.items())]
+        matches = [
+            alert
+            for alert in self.alerts
+            if alert.name == alertname
+            and all(labels.get(key) == wanted for key, wanted in alert.all_labels.items())
+        ]
         if not matches:
             raise AssertionError(f"{alertname} {dict(labels)}: no rule has these labels")
-        alert = max(matches, key=lambda rule: len(rule.all_labels))  # a listed model's rule over the catch-all
+        alert = max(
+            matches, key=lambda rule: len(rule.all_labels)
+        )  # a listed model's rule over the catch-all
         full = {**labels, "alertname": alertname}
-        return {"exp_labels": dict(sorted(labels.items())), "exp_annotations": {
-            "summary": alert.summary, "description": _render(alert.description, full, value),
-            "runbook_url": self.config.runbook(alertname)}}
+        return {
+            "exp_labels": dict(sorted(labels.items())),
+            "exp_annotations": {
+                "summary": alert.summary,
+                "description": _render(alert.description, full, value),
+                "runbook_url": self.config.runbook(alertname),
+            },
+        }
 
     def model_labels(self, scope: Scope) -> dict[str, str]:
         return {"model": scope.model.name if scope.listed else _UNLISTED}
@@ -103,9 +118,14 @@ class _Builder:
     # -- drift -----------------------------------------------------------------------------------------
 
     def statistics(self, scope: Scope, signal: str) -> list[str]:
-        named = set(scope.model.thresholds) | {s for column in scope.columns(signal) for s in column.thresholds}
-        return [s for s in dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS) if s in named
-                and any(_applies(s, column) for column in self.columns(scope, signal))]
+        named = set(scope.model.thresholds) | {
+            s for column in scope.columns(signal) for s in column.thresholds
+        }
+        return [
+            s
+            for s in dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS)
+            if s in named and any(_applies(s, column) for column in self.columns(scope, signal))
+        ]
 
     def columns(self, scope: Scope, signal: str) -> list[Column | None]:
         """The listed columns, or one automatic column (None: of unknown type) when none are listed."""
@@ -114,18 +134,32 @@ class _Builder:
     def drift_test(self, scope: Scope, signal: str, alertname: str, statistic: str) -> dict[str, Any]:
         hold, keep = self.hold(scope)
         series, constant, timing_case = [], [], None
-        base = {**self.job, **self.model_labels(scope), "signal": signal, "window": scope.model.windows[0].name}
+        base = {
+            **self.job,
+            **self.model_labels(scope),
+            "signal": signal,
+            "window": scope.model.windows[0].name,
+        }
         for column in self.columns(scope, signal):
             if not _applies(statistic, column):
                 continue
-            threshold = (scope.model.thresholds_for(column) if column else scope.model.thresholds).get(statistic)
+            threshold = (scope.model.thresholds_for(column) if column else scope.model.thresholds).get(
+                statistic
+            )
             labels = {**base, "feature": column.name if column else _SYNTHETIC}
             for case, value in _cases(threshold):
                 case_labels = {**labels, "case": case}
-                tiers = [t for t in _TIERS if threshold and getattr(threshold, t) is not None
-                         and value >= getattr(threshold, t)]
-                series.append({"series": _series(f"servewatch_drift_{statistic}", case_labels),
-                               "values": f"{value!r}x{self.samples(hold + keep + 12 * self.step)}"})
+                tiers = [
+                    t
+                    for t in _TIERS
+                    if threshold and getattr(threshold, t) is not None and value >= getattr(threshold, t)
+                ]
+                series.append(
+                    {
+                        "series": _series(f"servewatch_drift_{statistic}", case_labels),
+                        "values": f"{value!r}x{self.samples(hold + keep + 12 * self.step)}",
+                    }
+                )
                 constant += [(case_labels, tier, value) for tier in tiers]
                 if case == "top" and timing_case is None and tiers:
                     timing_case = (labels, tiers, value)
@@ -136,26 +170,47 @@ class _Builder:
             timed = {**labels, "case": "timing"}
             drop = self.aligned(hold + 4 * self.step)
             up = int(drop // self.step)
-            series.append({"series": _series(f"servewatch_drift_{statistic}", timed),
-                           "values": f"{value!r}x{up - 1} 0x{self.samples(keep + 12 * self.step)}"})
+            series.append(
+                {
+                    "series": _series(f"servewatch_drift_{statistic}", timed),
+                    "values": f"{value!r}x{up - 1} 0x{self.samples(keep + 12 * self.step)}",
+                }
+            )
             fired = [(timed, tier, value) for tier in tiers]
             evals[1] = (hold + 2 * self.step, constant + fired)
             evals.append((drop + keep / 2, constant + fired))
             evals.append((drop + keep + 2 * self.step, constant))
-        return self.group(f"{alertname} {statistic} of {scope.title}", series, alertname, evals,
-                          {"statistic": statistic})
+        return self.group(
+            f"{alertname} {statistic} of {scope.title}", series, alertname, evals, {"statistic": statistic}
+        )
 
-    def group(self, name: str, series: list[dict[str, str]], alertname: str,
-              evals: Iterable[tuple[float, list[tuple[dict[str, str], str, float]]]],
-              extra: Mapping[str, str] = {}) -> dict[str, Any]:
+    def group(
+        self,
+        name: str,
+        series: list[dict[str, str]],
+        alertname: str,
+        evals: Iterable[tuple[float, list[tuple[dict[str, str], str, float]]]],
+        extra: Mapping[str, str] = {},
+    ) -> dict[str, Any]:
         checks = []
         for when, firing in evals:
-            expected = [self.expected(alertname, {**labels, **extra, "severity": tier}, value)
-                        for labels, tier, value in firing]
-            checks.append({"eval_time": self.at(when), "alertname": alertname,
-                           "exp_alerts": sorted(expected, key=lambda e: sorted(e["exp_labels"].items()))})
-        return {"name": name, "interval": self.duration(self.step), "input_series": series,
-                "alert_rule_test": checks}
+            expected = [
+                self.expected(alertname, {**labels, **extra, "severity": tier}, value)
+                for labels, tier, value in firing
+            ]
+            checks.append(
+                {
+                    "eval_time": self.at(when),
+                    "alertname": alertname,
+                    "exp_alerts": sorted(expected, key=lambda e: sorted(e["exp_labels"].items())),
+                }
+            )
+        return {
+            "name": name,
+            "interval": self.duration(self.step),
+            "input_series": series,
+            "alert_rule_test": checks,
+        }
 
     # -- data quality, window size, staleness ------------------------------------------------------------
 
@@ -165,36 +220,66 @@ class _Builder:
         base = {**self.job, **self.model_labels(scope), "window": scope.model.windows[0].name}
         series, checks = [], []
         firing: dict[str, list[tuple[dict[str, str], str, float]]] = {
-            "ServewatchMissingValues": [], "ServewatchValuesOutOfRange": [], "ServewatchDataQualityRuleViolated": [],
-            "ServewatchWindowTooFewSamples": []}
+            "ServewatchMissingValues": [],
+            "ServewatchValuesOutOfRange": [],
+            "ServewatchDataQualityRuleViolated": [],
+            "ServewatchWindowTooFewSamples": [],
+        }
         for signal in ("input", "prediction"):
             for column in scope.columns(signal):
                 labels = {**base, "signal": signal, "feature": column.name}
                 ranged = column.is_numeric and (column.rules.min is not None or column.rules.max is not None)
                 for alertname, metric, limit in (
-                        ("ServewatchMissingValues", "servewatch_quality_missing_ratio", column.rules.max_missing_ratio),
-                        ("ServewatchValuesOutOfRange", "servewatch_quality_out_of_range_ratio",
-                         column.rules.max_out_of_range_ratio if ranged else None)):
-                    cases = [("over", limit + max(0.01, limit / 2)), ("at", limit)] if limit is not None else [("none", 0.5)]
+                    (
+                        "ServewatchMissingValues",
+                        "servewatch_quality_missing_ratio",
+                        column.rules.max_missing_ratio,
+                    ),
+                    (
+                        "ServewatchValuesOutOfRange",
+                        "servewatch_quality_out_of_range_ratio",
+                        column.rules.max_out_of_range_ratio if ranged else None,
+                    ),
+                ):
+                    cases = (
+                        [("over", limit + max(0.01, limit / 2)), ("at", limit)]
+                        if limit is not None
+                        else [("none", 0.5)]
+                    )
                     for case, value in cases:
-                        series.append({"series": _series(metric, {**labels, "case": case}), "values": f"{value!r}x{n}"})
+                        series.append(
+                            {"series": _series(metric, {**labels, "case": case}), "values": f"{value!r}x{n}"}
+                        )
                         if case == "over":
                             firing[alertname].append(({**labels, "case": case}, "warning", value))
         rule_labels = {**base, "signal": "input", "feature": _SYNTHETIC}
         for rule, value in (("allowed", 1), ("constant", 0), ("missing", 1), ("range", 1)):
-            series.append({"series": _series("servewatch_quality_rule_violated", {**rule_labels, "rule": rule}),
-                           "values": f"{value}x{n}"})
-        firing["ServewatchDataQualityRuleViolated"].append(({**rule_labels, "rule": "allowed"}, "warning", 1.0))
+            series.append(
+                {
+                    "series": _series("servewatch_quality_rule_violated", {**rule_labels, "rule": rule}),
+                    "values": f"{value}x{n}",
+                }
+            )
+        firing["ServewatchDataQualityRuleViolated"].append(
+            ({**rule_labels, "rule": "allowed"}, "warning", 1.0)
+        )
         need = scope.model.min_samples
         for case, value in (("thin", need - 1), ("enough", need)):
             labels = {**base, "signal": "input", "feature": _SYNTHETIC, "case": case}
             series.append({"series": _series("servewatch_window_samples", labels), "values": f"{value}x{n}"})
-        firing["ServewatchWindowTooFewSamples"].append(({**base, "signal": "input", "feature": _SYNTHETIC,
-                                                         "case": "thin"}, "info", float(need - 1)))
+        firing["ServewatchWindowTooFewSamples"].append(
+            ({**base, "signal": "input", "feature": _SYNTHETIC, "case": "thin"}, "info", float(need - 1))
+        )
         for alertname, alerts in firing.items():
-            checks += self.group("", [], alertname, [(hold - self.step, []), (hold + 2 * self.step, alerts)])["alert_rule_test"]
-        return {"name": f"data quality of {scope.title}", "interval": self.duration(self.step),
-                "input_series": series, "alert_rule_test": checks}
+            checks += self.group("", [], alertname, [(hold - self.step, []), (hold + 2 * self.step, alerts)])[
+                "alert_rule_test"
+            ]
+        return {
+            "name": f"data quality of {scope.title}",
+            "interval": self.duration(self.step),
+            "input_series": series,
+            "alert_rule_test": checks,
+        }
 
     def stale_test(self, scope: Scope) -> dict[str, Any]:
         hold, _ = self.hold(scope)
@@ -203,11 +288,20 @@ class _Builder:
         n = self.samples(when + self.step)
         old = {**self.job, **self.model_labels(scope), "case": "stopped"}
         fresh = {**self.job, **self.model_labels(scope), "case": "arriving"}
-        series = [{"series": _series("servewatch_detector_last_profile_timestamp_seconds", old), "values": f"0x{n}"},
-                  {"series": _series("servewatch_detector_last_profile_timestamp_seconds", fresh),
-                   "values": f"0+{self.step!r}x{n}"}]
+        series = [
+            {
+                "series": _series("servewatch_detector_last_profile_timestamp_seconds", old),
+                "values": f"0x{n}",
+            },
+            {
+                "series": _series("servewatch_detector_last_profile_timestamp_seconds", fresh),
+                "values": f"0+{self.step!r}x{n}",
+            },
+        ]
         evals = [(stale, []), (when, [(old, "warning", self.aligned(when))])]
-        return self.group(f"profiles of {scope.title} stop arriving", series, "ServewatchModelProfilesStale", evals)
+        return self.group(
+            f"profiles of {scope.title} stop arriving", series, "ServewatchModelProfilesStale", evals
+        )
 
     # -- serving and the detector ------------------------------------------------------------------------
 
@@ -218,24 +312,44 @@ class _Builder:
         series = []
         for model, ok, errors in (("burning", 95, 5), ("healthy", 9995, 5), ("flawless", 100, None)):
             labels = {**serving, "ml_model_name": model, "ml_framework": "generic"}
-            series.append({"series": _series("servewatch_inference_requests_total", {**labels, "outcome": "ok"}),
-                           "values": f"0+{ok}x{n}"})
+            series.append(
+                {
+                    "series": _series("servewatch_inference_requests_total", {**labels, "outcome": "ok"}),
+                    "values": f"0+{ok}x{n}",
+                }
+            )
             if errors is not None:
-                series.append({"series": _series("servewatch_inference_requests_total", {**labels, "outcome": "error"}),
-                               "values": f"0+{errors}x{n}"})
+                series.append(
+                    {
+                        "series": _series(
+                            "servewatch_inference_requests_total", {**labels, "outcome": "error"}
+                        ),
+                        "values": f"0+{errors}x{n}",
+                    }
+                )
         ratio = 5 / 100
         firing = []
         for severity, hold, long, short, factor in BURN_RATE_TIERS:
             if ratio > factor * self.config.error_budget and self.timing.scaled(hold) <= when - self.step:
-                labels = {"job": "serving", "ml_model_name": "burning", "model": "burning",
-                          "long": format_duration(self.timing.window(long)),
-                          "short": format_duration(self.timing.window(short))}
+                labels = {
+                    "job": "serving",
+                    "ml_model_name": "burning",
+                    "model": "burning",
+                    "long": format_duration(self.timing.window(long)),
+                    "short": format_duration(self.timing.window(short)),
+                }
                 firing.append((labels, severity, ratio))
         test = self.group("error-budget burn", series, "ServewatchModelErrorBudgetBurn", [(when, firing)])
         record = ERROR_RATIO + format_duration(self.timing.window(300.0))
-        test["promql_expr_test"] = [{"expr": f'{record}{{ml_model_name="flawless"}}', "eval_time": self.at(when),
-                                     "exp_samples": [{"labels": f'{record}{{job="serving",ml_model_name="flawless"}}',
-                                                      "value": 0}]}]
+        test["promql_expr_test"] = [
+            {
+                "expr": f'{record}{{ml_model_name="flawless"}}',
+                "eval_time": self.at(when),
+                "exp_samples": [
+                    {"labels": f'{record}{{job="serving",ml_model_name="flawless"}}', "value": 0}
+                ],
+            }
+        ]
         return test
 
     def latency_test(self) -> dict[str, Any]:
@@ -244,50 +358,118 @@ class _Builder:
         n = self.samples(when + self.step)
         series = []
         for model, bounds in (("slow", (objective, 3 * objective)), ("fast", (objective / 2, objective))):
-            labels = {"job": "serving", "instance": "server:8080", "ml_model_name": model, "ml_framework": "generic",
-                      "outcome": "ok"}
+            labels = {
+                "job": "serving",
+                "instance": "server:8080",
+                "ml_model_name": model,
+                "ml_framework": "generic",
+                "outcome": "ok",
+            }
             for le, rate in ((bounds[0], 0), (bounds[1], 10), ("+Inf", 10)):
-                series.append({"series": _series("servewatch_inference_duration_seconds_bucket",
-                                                 {**labels, "le": le if isinstance(le, str) else f"{le:g}"}),
-                               "values": f"0+{rate}x{n}"})
+                series.append(
+                    {
+                        "series": _series(
+                            "servewatch_inference_duration_seconds_bucket",
+                            {**labels, "le": le if isinstance(le, str) else f"{le:g}"},
+                        ),
+                        "values": f"0+{rate}x{n}",
+                    }
+                )
         p99 = objective + (3 * objective - objective) * 0.99
         labels = {"job": "serving", "ml_model_name": "slow", "model": "slow"}
-        return self.group("p99 latency", series, "ServewatchModelLatencyHigh",
-                          [(self.timing.scaled(600.0) - self.step, []), (when, [(labels, "warning", p99)])])
+        return self.group(
+            "p99 latency",
+            series,
+            "ServewatchModelLatencyHigh",
+            [(self.timing.scaled(600.0) - self.step, []), (when, [(labels, "warning", p99)])],
+        )
 
     def detector_test(self) -> dict[str, Any]:
         when = self.timing.window(900.0) + self.timing.scaled(900.0) + 2 * self.step
         n = self.samples(when + self.step)
         job = self.config.detector_job
-        series = [{"series": _series("up", {"job": job, "instance": "a:9108"}), "values": f"0x{n}"},
-                  {"series": _series("up", {"job": job, "instance": "b:9108"}), "values": f"1x{n}"},
-                  {"series": _series("servewatch_detector_profiles_rejected_total", {**self.job, "reason": "decode"}),
-                   "values": f"0+1x{n}"},
-                  {"series": _series("servewatch_detector_profiles_rejected_total", {**self.job, "reason": "limits"}),
-                   "values": f"3x{n}"},
-                  {"series": _series("servewatch_instrumentation_errors_total",
-                                     {"job": "serving", "instance": "s:1", "error_type": "extract.input"}),
-                   "values": f"0+1x{n}"},
-                  {"series": _series("servewatch_instrumentation_errors_total",
-                                     {"job": "serving", "instance": "s:2", "error_type": "gpu"}),
-                   "values": f"7x{n}"}]
+        series = [
+            {"series": _series("up", {"job": job, "instance": "a:9108"}), "values": f"0x{n}"},
+            {"series": _series("up", {"job": job, "instance": "b:9108"}), "values": f"1x{n}"},
+            {
+                "series": _series(
+                    "servewatch_detector_profiles_rejected_total", {**self.job, "reason": "decode"}
+                ),
+                "values": f"0+1x{n}",
+            },
+            {
+                "series": _series(
+                    "servewatch_detector_profiles_rejected_total", {**self.job, "reason": "limits"}
+                ),
+                "values": f"3x{n}",
+            },
+            {
+                "series": _series(
+                    "servewatch_instrumentation_errors_total",
+                    {"job": "serving", "instance": "s:1", "error_type": "extract.input"},
+                ),
+                "values": f"0+1x{n}",
+            },
+            {
+                "series": _series(
+                    "servewatch_instrumentation_errors_total",
+                    {"job": "serving", "instance": "s:2", "error_type": "gpu"},
+                ),
+                "values": f"7x{n}",
+            },
+        ]
         down = self.timing.scaled(300.0) + 2 * self.step
-        checks = self.group("", [], "ServewatchDetectorDown", [(down, [({"job": job, "instance": "a:9108"},
-                                                                        "critical", 0.0)])])["alert_rule_test"]
-        checks += self.group("", [], "ServewatchProfilesRejected", [(when, [({"job": job, "reason": "decode"},
-                                                                             "warning", 1 / self.step)])])["alert_rule_test"]
-        checks += self.group("", [], "ServewatchInstrumentationErrors", [(when, [({"job": "serving", "instance": "s:1", "error_type": "extract.input"},
-                                                                                  "warning", 1 / self.step)])])["alert_rule_test"]
-        return {"name": "detector health", "interval": self.duration(self.step), "input_series": series,
-                "alert_rule_test": checks}
+        checks = self.group(
+            "",
+            [],
+            "ServewatchDetectorDown",
+            [(down, [({"job": job, "instance": "a:9108"}, "critical", 0.0)])],
+        )["alert_rule_test"]
+        checks += self.group(
+            "",
+            [],
+            "ServewatchProfilesRejected",
+            [(when, [({"job": job, "reason": "decode"}, "warning", 1 / self.step)])],
+        )["alert_rule_test"]
+        checks += self.group(
+            "",
+            [],
+            "ServewatchInstrumentationErrors",
+            [
+                (
+                    when,
+                    [
+                        (
+                            {"job": "serving", "instance": "s:1", "error_type": "extract.input"},
+                            "warning",
+                            1 / self.step,
+                        )
+                    ],
+                )
+            ],
+        )["alert_rule_test"]
+        return {
+            "name": "detector health",
+            "interval": self.duration(self.step),
+            "input_series": series,
+            "alert_rule_test": checks,
+        }
 
     def absent_test(self) -> dict[str, Any]:
         job = self.config.detector_job
         when = self.timing.scaled(300.0) + 2 * self.step
-        other = [{"series": _series("up", {"job": "something-else", "instance": "x:1"}),
-                  "values": f"1x{self.samples(when)}"}]
-        return self.group("detector never scraped", other, "ServewatchDetectorDown",
-                          [(when, [({"job": job}, "critical", 1.0)])])
+        other = [
+            {
+                "series": _series("up", {"job": "something-else", "instance": "x:1"}),
+                "values": f"1x{self.samples(when)}",
+            }
+        ]
+        return self.group(
+            "detector never scraped",
+            other,
+            "ServewatchDetectorDown",
+            [(when, [({"job": job}, "critical", 1.0)])],
+        )
 
 
 def _applies(statistic: str, column: Column | None) -> bool:
@@ -317,15 +499,16 @@ _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 def _render(template: str, labels: Mapping[str, str], value: float) -> str:
     """The annotation Prometheus renders from ``template`` (only the constructs our rules use)."""
+
     def one(match: re.Match[str]) -> str:
         text = match.group(1)
         if text.startswith("$labels."):
-            return labels.get(text[len("$labels."):], "")
+            return labels.get(text[len("$labels.") :], "")
         printf = re.fullmatch(r'printf "(%\.\d+[gf])" \$value', text)
         if printf:
             return printf.group(1) % value
         if text == "$value | humanizePercentage":
             return "%.4g%%" % (value * 100)
         raise ValueError(f"annotation template construct not understood: {{{{ {text} }}}}")
-    return _TEMPLATE.sub(one, template)
 
+    return _TEMPLATE.sub(one, template)

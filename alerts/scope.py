@@ -43,7 +43,7 @@ class Scope:
 
     @property
     def labels(self) -> dict[str, str]:
-        """Static labels of this scope's rules: a listed model's name, so no two rules share name and labels."""
+        """Static labels of this scope's rules: a listed model's name (no two rules share name and labels)."""
         return {"model": self.model.name} if self.listed else {}
 
     def columns(self, signal: str) -> tuple[Column, ...]:

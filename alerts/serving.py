@@ -10,8 +10,9 @@ Errors: the multi-window, multi-burn-rate alert of the SRE workbook on
 ``servewatch_inference_requests_total{outcome="error"}``. Each tier (severity, ``for``, long window, short
 window, factor) pages when both windows burn the budget ``factor`` times faster than the availability
 objective allows; the long window proves it matters, the short one that it is still going on. The error ratio
-of each window is a recording rule (``job_ml_model_name:servewatch_inference_errors_per_requests:ratio_rate5m``)
-used by two tiers and by dashboards. A model that has served requests but no errors gets a 0, not nothing.
+of each window is a recording rule
+(``job_ml_model_name:servewatch_inference_errors_per_requests:ratio_rate5m``) used by two tiers. A model
+that has served requests but no errors gets a 0, not nothing.
 Latency: ``histogram_quantile(0.99, ...)`` of ``servewatch_inference_duration_seconds`` above the objective.
 Serving alerts also carry the ``model`` label (copied from ``ml_model_name``) so Alertmanager groups and
 inhibits them like the detector's.
@@ -63,33 +64,52 @@ def serving_rules(config: Config, timing: Timing) -> tuple[list[Recording], list
     recordings = []
     for window in windows:
         span = format_duration(timing.window(window))
-        errors = f'sum by ({_BY}) (rate({selector(REQUESTS, outcome="error")}[{span}]))'
+        errors = f"sum by ({_BY}) (rate({selector(REQUESTS, outcome='error')}[{span}]))"
         total = f"sum by ({_BY}) (rate({REQUESTS}[{span}]))"
-        recordings.append(Recording(error_ratio_record(timing, window),
-                                    f"(\n  {errors}\n  or\n  0 * {total}\n)\n/\n{total}"))
+        recordings.append(
+            Recording(
+                error_ratio_record(timing, window), f"(\n  {errors}\n  or\n  0 * {total}\n)\n/\n{total}"
+            )
+        )
     alerts = []
     budget = config.error_budget
     for severity, hold, long, short, factor in BURN_RATE_TIERS:
         limit = f"({factor:g} * {budget:g})"
-        condition = (f"{error_ratio_record(timing, long)} > {limit}\n  and\n  "
-                     f"{error_ratio_record(timing, short)} > {limit}")
+        condition = (
+            f"{error_ratio_record(timing, long)} > {limit}\n  and\n  "
+            f"{error_ratio_record(timing, short)} > {limit}"
+        )
         long_text, short_text = format_duration(timing.window(long)), format_duration(timing.window(short))
-        alerts.append(Alert(
-            "ServewatchModelErrorBudgetBurn", _with_model(condition), severity,
-            "A model is burning its error budget too fast.",
-            f"Model {{{{ $labels.model }}}} failed {{{{ $value | humanizePercentage }}}} of its requests over "
-            f"the last {long_text} (and over {short_text}): {factor:g} times the rate its "
-            f"{config.availability * 100:g} % availability objective allows.",
-            for_=timing.scaled(hold), labels={"long": long_text, "short": short_text}))
+        alerts.append(
+            Alert(
+                "ServewatchModelErrorBudgetBurn",
+                _with_model(condition),
+                severity,
+                "A model is burning its error budget too fast.",
+                f"Model {{{{ $labels.model }}}} failed {{{{ $value | humanizePercentage }}}} of its requests "
+                "over "
+                f"the last {long_text} (and over {short_text}): {factor:g} times the rate its "
+                f"{config.availability * 100:g} % availability objective allows.",
+                for_=timing.scaled(hold),
+                labels={"long": long_text, "short": short_text},
+            )
+        )
     span = format_duration(timing.window(300.0))
-    quantile = (f"histogram_quantile(0.99, sum by ({_BY}, le) "
-                f"(rate(servewatch_inference_duration_seconds_bucket[{span}])))")
-    alerts.append(Alert(
-        "ServewatchModelLatencyHigh", _with_model(f"{quantile} > {config.latency_p99:g}"), "warning",
-        "A model answers slower than its latency objective.",
-        f"The 99th percentile of request duration of model {{{{ $labels.model }}}} over {span} is "
-        f"{{{{ printf \"%.3g\" $value }}}} s, above the objective of {config.latency_p99:g} s.",
-        for_=timing.scaled(600.0)))
+    quantile = (
+        f"histogram_quantile(0.99, sum by ({_BY}, le) "
+        f"(rate(servewatch_inference_duration_seconds_bucket[{span}])))"
+    )
+    alerts.append(
+        Alert(
+            "ServewatchModelLatencyHigh",
+            _with_model(f"{quantile} > {config.latency_p99:g}"),
+            "warning",
+            "A model answers slower than its latency objective.",
+            f"The 99th percentile of request duration of model {{{{ $labels.model }}}} over {span} is "
+            f'{{{{ printf "%.3g" $value }}}} s, above the objective of {config.latency_p99:g} s.',
+            for_=timing.scaled(600.0),
+        )
+    )
     return recordings, alerts
 
 
@@ -98,11 +118,16 @@ def stale_alert(scope: Scope, timing: Timing) -> Alert:
     stale = timing.stale_after(scope.model)
     last = selector("servewatch_detector_last_profile_timestamp_seconds", model=scope.label)
     return Alert(
-        "ServewatchModelProfilesStale", f"time() - {last} > {stale:g}", "warning",
+        "ServewatchModelProfilesStale",
+        f"time() - {last} > {stale:g}",
+        "warning",
         "Profiles of a model stopped arriving at the detector.",
         f"The detector has received no profile of model {{{{ $labels.model }}}} for "
-        f"{{{{ printf \"%.0f\" $value }}}} s (more than {format_duration(stale)}): its drift and data-quality "
-        "gauges are out of date.", for_=timing.drift_for(scope.model), labels=scope.labels)
+        f'{{{{ printf "%.0f" $value }}}} s (more than {format_duration(stale)}): its drift and data-quality '
+        "gauges are out of date.",
+        for_=timing.drift_for(scope.model),
+        labels=scope.labels,
+    )
 
 
 def detector_alerts(config: Config, timing: Timing) -> list[Alert]:
@@ -110,22 +135,34 @@ def detector_alerts(config: Config, timing: Timing) -> list[Alert]:
     up = selector("up", job=config.detector_job)
     span = format_duration(timing.window(900.0))
     return [
-        Alert("ServewatchDetectorDown", f"{up} == 0\nor\nabsent({up})", "critical",
-              "The servewatch detector is down or not scraped.",
-              f"Prometheus cannot scrape job {config.detector_job} (instance {{{{ $labels.instance }}}}): drift, "
-              "data quality and the serving metrics it relays are not being measured.",
-              for_=timing.scaled(300.0)),
-        Alert("ServewatchProfilesRejected",
-              f"sum by (job, reason) (rate(servewatch_detector_profiles_rejected_total[{span}])) > 0",
-              "warning", "The detector is rejecting profiles.",
-              f"Detector job {{{{ $labels.job }}}} rejected {{{{ printf \"%.3g\" $value }}}} profiles per second over "
-              f"{span} for reason {{{{ $labels.reason }}}}: the drift of their models is computed from less data.",
-              for_=timing.scaled(900.0)),
-        Alert("ServewatchInstrumentationErrors",
-              f"sum by (job, instance, error_type) (rate(servewatch_instrumentation_errors_total[{span}])) > 0",
-              "warning", "The servewatch instrumentation is failing inside a serving process.",
-              f"The instrumentation of {{{{ $labels.job }}}} {{{{ $labels.instance }}}} failed at "
-              f"{{{{ $labels.error_type }}}} {{{{ printf \"%.3g\" $value }}}} times per second over {span}; "
-              "requests are served, but their metrics or profiles are incomplete.",
-              for_=timing.scaled(900.0)),
+        Alert(
+            "ServewatchDetectorDown",
+            f"{up} == 0\nor\nabsent({up})",
+            "critical",
+            "The servewatch detector is down or not scraped.",
+            f"Prometheus cannot scrape job {config.detector_job} (instance {{{{ $labels.instance }}}}): "
+            "drift, "
+            "data quality and the serving metrics it relays are not being measured.",
+            for_=timing.scaled(300.0),
+        ),
+        Alert(
+            "ServewatchProfilesRejected",
+            f"sum by (job, reason) (rate(servewatch_detector_profiles_rejected_total[{span}])) > 0",
+            "warning",
+            "The detector is rejecting profiles.",
+            f'Detector job {{{{ $labels.job }}}} rejected {{{{ printf "%.3g" $value }}}} profiles per second '
+            f"over {span} for reason {{{{ $labels.reason }}}}: the drift of their models is computed from "
+            "less data.",
+            for_=timing.scaled(900.0),
+        ),
+        Alert(
+            "ServewatchInstrumentationErrors",
+            f"sum by (job, instance, error_type) (rate(servewatch_instrumentation_errors_total[{span}])) > 0",
+            "warning",
+            "The servewatch instrumentation is failing inside a serving process.",
+            f"The instrumentation of {{{{ $labels.job }}}} {{{{ $labels.instance }}}} failed at "
+            f'{{{{ $labels.error_type }}}} {{{{ printf "%.3g" $value }}}} times per second over {span}; '
+            "requests are served, but their metrics or profiles are incomplete.",
+            for_=timing.scaled(900.0),
+        ),
     ]

@@ -13,8 +13,8 @@ Usage::
 Or ``servewatch dashboards --spec servewatch.yaml -o out/`` (see :mod:`servewatch.dashboards.cli`). Panels
 are declared with the typed layer of :mod:`servewatch.dashboards.panel` and rendered through grafanalib into
 the JSON Grafana 11 expects (:mod:`servewatch.dashboards.render`); thresholds come from the spec and the
-objectives of :class:`servewatch.alerts.Config`, the values the alert rules enforce. The JSON schema the output
-satisfies is ``dashboard.schema.json`` in this package (:data:`SCHEMA_PATH`).
+objectives of :class:`servewatch.alerts.Config`, the values the alert rules enforce. The JSON schema the
+output satisfies is ``dashboard.schema.json`` in this package (:data:`SCHEMA_PATH`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from servewatch.alerts import Config
+
 from servewatch.spec import Spec
 
 from .grafana import provisioning, upload
@@ -30,8 +31,17 @@ from .model import model_board, uid_of
 from .overview import overview_board
 from .render import render, to_json
 
-__all__ = ["PROVISIONING_FILE", "SCHEMA_PATH", "generate", "provisioning", "render", "to_json", "uid_of",
-           "upload", "write"]
+__all__ = [
+    "PROVISIONING_FILE",
+    "SCHEMA_PATH",
+    "generate",
+    "provisioning",
+    "render",
+    "to_json",
+    "uid_of",
+    "upload",
+    "write",
+]
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "dashboard.schema.json")
 """The JSON Schema every generated dashboard satisfies (checked by the tests)."""
@@ -41,13 +51,17 @@ PROVISIONING_FILE = "servewatch-dashboards.yaml"
 def generate(spec: Spec, config: Config | None = None) -> dict[str, dict[str, Any]]:
     """Every dashboard of ``spec``, by file name (``<uid>.json``): overview, listed models, other models."""
     config = config or Config()
-    boards = [overview_board(spec, config), *(model_board(spec, config, m) for m in spec.models),
-              model_board(spec, config, None)]
+    boards = [
+        overview_board(spec, config),
+        *(model_board(spec, config, m) for m in spec.models),
+        model_board(spec, config, None),
+    ]
     return {f"{board.uid}.json": render(board) for board in boards}
 
 
-def write(spec: Spec, directory: str, config: Config | None = None, *,
-          provisioning_path: str | None = None) -> list[str]:
+def write(
+    spec: Spec, directory: str, config: Config | None = None, *, provisioning_path: str | None = None
+) -> list[str]:
     """Write the dashboards and the provisioning YAML into ``directory``; returns the paths written.
 
     ``provisioning_path`` is the folder as Grafana will see it (default: ``directory``, absolute)."""

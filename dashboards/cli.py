@@ -20,6 +20,7 @@ import argparse
 import os
 
 from servewatch.alerts.cli import add_config_arguments, config_from_args
+
 from servewatch.spec import load_spec
 
 from . import PROVISIONING_FILE, generate, upload, write
@@ -29,12 +30,22 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", required=True, help="servewatch.yaml")
-    parser.add_argument("-o", "--output", required=True, help="directory for the JSON files and the provisioning YAML")
-    parser.add_argument("--provisioning-path", help="the output directory as Grafana sees it, written into "
-                        f"{PROVISIONING_FILE} (default: the output directory, absolute)")
-    parser.add_argument("--grafana-url", help="also upload every dashboard to this Grafana (POST /api/dashboards/db)")
-    parser.add_argument("--grafana-token", default=os.environ.get("GRAFANA_TOKEN"),
-                        help="service-account token for the upload (default: $GRAFANA_TOKEN)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="directory for the JSON files and the provisioning YAML"
+    )
+    parser.add_argument(
+        "--provisioning-path",
+        help="the output directory as Grafana sees it, written into "
+        f"{PROVISIONING_FILE} (default: the output directory, absolute)",
+    )
+    parser.add_argument(
+        "--grafana-url", help="also upload every dashboard to this Grafana (POST /api/dashboards/db)"
+    )
+    parser.add_argument(
+        "--grafana-token",
+        default=os.environ.get("GRAFANA_TOKEN"),
+        help="service-account token for the upload (default: $GRAFANA_TOKEN)",
+    )
     parser.add_argument("--grafana-folder", help="uid of an existing Grafana folder to upload into")
     add_config_arguments(parser)
 
@@ -47,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if args.grafana_url:
         for name, document in generate(spec, config).items():
             answer = upload(document, args.grafana_url, args.grafana_token, folder_uid=args.grafana_folder)
-            print(f"uploaded {name}: {args.grafana_url.rstrip('/')}{answer.get('url', '')} "
-                  f"(version {answer.get('version', '?')})")
+            print(
+                f"uploaded {name}: {args.grafana_url.rstrip('/')}{answer.get('url', '')} "
+                f"(version {answer.get('version', '?')})"
+            )
     return 0

@@ -23,6 +23,7 @@ import re
 from servewatch.alerts import Config
 from servewatch.alerts.promql import Matcher, selector
 from servewatch.alerts.scope import Scope, scopes
+
 from servewatch.duration import format_duration
 from servewatch.spec import ModelSpec, Spec
 
@@ -58,15 +59,22 @@ def _variables(scope: Scope) -> tuple[Variable, ...]:
     if scope.listed:
         model = Variable("model", "Model", "constant", scope.model.name)
     else:
-        query = f"label_values({selector('servewatch_detector_last_profile_timestamp_seconds', model=scope.label)}, model)"
+        last = selector("servewatch_detector_last_profile_timestamp_seconds", model=scope.label)
+        query = f"label_values({last}, model)"
         model = Variable("model", "Model", "query", query)
     return (
         Variable("datasource", "Data source", "datasource", "prometheus"),
         model,
         Variable("window", "Window", "custom", ",".join(w.name for w in windows), default=windows[0].name),
-        Variable("feature", "Column", "query",
-                 f"label_values({selector('servewatch_window_samples', model='$model')}, feature)",
-                 multi=True, include_all=True, default="$__all"),
+        Variable(
+            "feature",
+            "Column",
+            "query",
+            f"label_values({selector('servewatch_window_samples', model='$model')}, feature)",
+            multi=True,
+            include_all=True,
+            default="$__all",
+        ),
     )
 
 
@@ -75,21 +83,44 @@ def _prediction_panels(scope: Scope) -> tuple[Panel, ...]:
     columns = scope.columns("prediction")
     if not columns or any(not column.is_numeric for column in columns):
         classes = selector("servewatch_prediction_class_total", ml_model_name="$model")
-        panels.append(Panel(
-            "Class mix", "Share of each predicted class over time (servewatch.prediction.class; the top classes, "
-            "the rest as other).", "percentunit",
-            (Target(f"sum by (ml_prediction_class) (rate({classes}{RATE}))", "{{ml_prediction_class}}"),),
-            stack="percent", width=12))
+        panels.append(
+            Panel(
+                "Class mix",
+                "Share of each predicted class over time (servewatch.prediction.class; the top classes, "
+                "the rest as other).",
+                "percentunit",
+                (Target(f"sum by (ml_prediction_class) (rate({classes}{RATE}))", "{{ml_prediction_class}}"),),
+                stack="percent",
+                width=12,
+            )
+        )
     numeric = [column for column in columns if column.is_numeric] if columns else [None]
     for column in numeric:
         feature: str | Matcher = column.name if column is not None else Matcher("=~", "$feature")
         name = column.name if column is not None else "numeric predictions"
-        panels.append(Panel(
-            f"{name} · shift (Wasserstein)", "How far the prediction's distribution moved from the reference, "
-            "in the prediction's own units (Wasserstein-1 distance between the window and the reference; the "
-            "mean absolute shift of its quantiles).", "none",
-            (Target(selector("servewatch_drift_wasserstein", model="$model", signal="prediction", feature=feature),
-                    "{{feature}} {{window}}"),), width=12, min=0))
+        panels.append(
+            Panel(
+                f"{name} · shift (Wasserstein)",
+                "How far the prediction's distribution moved from the reference, "
+                "in the prediction's own units (Wasserstein-1 distance between the window and the reference; "
+                "the "
+                "mean absolute shift of its quantiles).",
+                "none",
+                (
+                    Target(
+                        selector(
+                            "servewatch_drift_wasserstein",
+                            model="$model",
+                            signal="prediction",
+                            feature=feature,
+                        ),
+                        "{{feature}} {{window}}",
+                    ),
+                ),
+                width=12,
+                min=0,
+            )
+        )
     return (*panels, *signal_panels(scope, "prediction"))
 
 
@@ -102,19 +133,34 @@ def model_board(spec: Spec, config: Config, model: ModelSpec | None) -> Board:
     rows = [
         Row("Serving", serving_panels(config)),
         Row("Inputs", signal_panels(scope, "input")),
-        Row("Input drift by feature" if scope.columns("input") else "Input drift", inputs,
-            collapsed=len(inputs) > COLLAPSE_OVER),
+        Row(
+            "Input drift by feature" if scope.columns("input") else "Input drift",
+            inputs,
+            collapsed=len(inputs) > COLLAPSE_OVER,
+        ),
         Row("Predictions", _prediction_panels(scope)),
-        Row("Prediction drift by column" if scope.columns("prediction") else "Prediction drift", predictions,
-            collapsed=len(predictions) > COLLAPSE_OVER),
+        Row(
+            "Prediction drift by column" if scope.columns("prediction") else "Prediction drift",
+            predictions,
+            collapsed=len(predictions) > COLLAPSE_OVER,
+        ),
         Row("Detector health", health_panels(scope.model, timing)),
     ]
     if model is not None:
         title, uid = f"servewatch / {model.name}", uid_of(model.name)
-        description = (f"Serving, drift and data quality of model {model.name}; thresholds from the spec "
-                       f"({os.path.basename(spec.path) if spec.path else 'defaults'}).")
+        description = (
+            f"Serving, drift and data quality of model {model.name}; thresholds from the spec "
+            f"({os.path.basename(spec.path) if spec.path else 'defaults'})."
+        )
     else:
         title, uid = "servewatch / other models", "servewatch-other-models"
         description = "Serving, drift and data quality of the models the spec does not list, at its defaults."
-    return Board(uid, title, description, tuple(row for row in rows if row.panels), _variables(scope),
-                 time_from=time_from, refresh=refresh)
+    return Board(
+        uid,
+        title,
+        description,
+        tuple(row for row in rows if row.panels),
+        _variables(scope),
+        time_from=time_from,
+        refresh=refresh,
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 from servewatch.alerts import Config
 from servewatch.alerts.promql import Matcher, selector
 from servewatch.alerts.scope import scopes
+
 from servewatch.spec import Spec
 
 from .drift import SEVERITY_MAPPINGS
@@ -37,61 +38,172 @@ def overview_board(spec: Spec, config: Config) -> Board:
     severity = selector("servewatch_drift_severity", model=_MODELS, window="$window")
     last = selector("servewatch_detector_last_profile_timestamp_seconds", model=_MODELS)
     catch_all = every[-1]
-    stale_levels = tuple((scope.model.name, tiers(critical=timing.stale_after(scope.model)))
-                         for scope in every if scope.listed)
+    stale_levels = tuple(
+        (scope.model.name, tiers(critical=timing.stale_after(scope.model))) for scope in every if scope.listed
+    )
     buckets = selector("servewatch_inference_duration_seconds_bucket", ml_model_name=_MODELS)
     received = "servewatch_detector_profiles_received_total"
-    models = Row("Models", (
-        Panel("Firing alerts", "servewatch alerts firing now, by alert, model and severity.", "none",
-              (Target('sum by (alertname, model, severity) (ALERTS{alertname=~"Servewatch.+",alertstate="firing"})',
-                      instant=True),), kind="table", columns=("count",), width=12),
-        Panel("Worst drift severity", "The most severe column of each model over time, $window window: ok, "
-              "warning or critical by the spec's thresholds.", "none",
-              (Target(f"max by (model) ({severity})", "{{model}}"),), kind="state-timeline",
-              mappings=SEVERITY_MAPPINGS, width=12),
-        Panel("Columns drifting", "Columns of each model at warning or worse now, $window window.", "short",
-              (Target(f"count by (model) ({severity} >= 1) or 0 * count by (model) ({severity})", "{{model}}",
-                      instant=True),), kind="bargauge", thresholds=tiers(warning=1), min=0, width=12),
-        Panel("Time since the last profile", "Seconds since the detector last received a profile of each "
-              "model; red past the model's staleness level (ServewatchModelProfilesStale).", "s",
-              (Target(f"time() - max by (model) ({last})", "{{model}}", instant=True),), kind="bargauge",
-              thresholds=tiers(critical=timing.stale_after(catch_all.model)), overrides=stale_levels, min=0,
-              width=12),
-    ))
-    serving = Row("Serving", (
-        Panel("Requests by model", "Requests per second of each model.", "reqps",
-              (Target(rate("servewatch_inference_requests_total", "ml_model_name", ml_model_name=_MODELS),
-                      "{{ml_model_name}}"),)),
-        Panel("Error ratio by model", f"Share of failed requests of each model; dashed: the error budget "
-              f"({config.error_budget:g}) and the fast-burn page level.", "percentunit",
-              (Target(error_ratio("ml_model_name", ml_model_name=_MODELS), "{{ml_model_name}}"),),
-              thresholds=tiers(config.error_budget, 14.4 * config.error_budget), min=0),
-        Panel("p99 latency by model", f"99th percentile of request duration; dashed: the objective "
-              f"({config.latency_p99:g} s).", "s",
-              (Target(f"histogram_quantile(0.99, sum by (ml_model_name, le) (rate({buckets}{RATE})))",
-                      "{{ml_model_name}}"),), thresholds=tiers(critical=config.latency_p99), min=0),
-    ))
-    detector = Row("Detector", (
-        Panel("Profiles", "Profiles per second the detector accepted, and rejected by reason.", "ops",
-              (Target(rate(received), "received"),
-               Target(f"{rate('servewatch_detector_profiles_rejected_total', 'reason')} or on () 0 * {rate(received)}",
-                      "rejected {{reason}}")), min=0),
-        Panel("Evaluation duration", "How long the detector's last evaluation of every window took.", "s",
-              (Target("max by (job, instance) (servewatch_detector_evaluation_duration_seconds)", "{{instance}}"),),
-              min=0),
-        Panel("Instrumentation errors", "Failures inside the servewatch instrumentation of serving processes "
-              "(never seen by requests), per second.", "ops",
-              (Target(f"{rate('servewatch_instrumentation_errors_total', 'job, instance')} or on () "
-                      f"0 * {rate('servewatch_inference_requests_total')}", "{{job}} {{instance}}"),), min=0),
-    ))
+    rejected = "servewatch_detector_profiles_rejected_total"
+    firing = 'ALERTS{alertname=~"Servewatch.+",alertstate="firing"}'
+    models = Row(
+        "Models",
+        (
+            Panel(
+                "Firing alerts",
+                "servewatch alerts firing now, by alert, model and severity.",
+                "none",
+                (
+                    Target(
+                        f"sum by (alertname, model, severity) ({firing})",
+                        instant=True,
+                    ),
+                ),
+                kind="table",
+                columns=("count",),
+                width=12,
+            ),
+            Panel(
+                "Worst drift severity",
+                "The most severe column of each model over time, $window window: ok, "
+                "warning or critical by the spec's thresholds.",
+                "none",
+                (Target(f"max by (model) ({severity})", "{{model}}"),),
+                kind="state-timeline",
+                mappings=SEVERITY_MAPPINGS,
+                width=12,
+            ),
+            Panel(
+                "Columns drifting",
+                "Columns of each model at warning or worse now, $window window.",
+                "short",
+                (
+                    Target(
+                        f"count by (model) ({severity} >= 1) or 0 * count by (model) ({severity})",
+                        "{{model}}",
+                        instant=True,
+                    ),
+                ),
+                kind="bargauge",
+                thresholds=tiers(warning=1),
+                min=0,
+                width=12,
+            ),
+            Panel(
+                "Time since the last profile",
+                "Seconds since the detector last received a profile of each "
+                "model; red past the model's staleness level (ServewatchModelProfilesStale).",
+                "s",
+                (Target(f"time() - max by (model) ({last})", "{{model}}", instant=True),),
+                kind="bargauge",
+                thresholds=tiers(critical=timing.stale_after(catch_all.model)),
+                overrides=stale_levels,
+                min=0,
+                width=12,
+            ),
+        ),
+    )
+    serving = Row(
+        "Serving",
+        (
+            Panel(
+                "Requests by model",
+                "Requests per second of each model.",
+                "reqps",
+                (
+                    Target(
+                        rate("servewatch_inference_requests_total", "ml_model_name", ml_model_name=_MODELS),
+                        "{{ml_model_name}}",
+                    ),
+                ),
+            ),
+            Panel(
+                "Error ratio by model",
+                f"Share of failed requests of each model; dashed: the error budget "
+                f"({config.error_budget:g}) and the fast-burn page level.",
+                "percentunit",
+                (Target(error_ratio("ml_model_name", ml_model_name=_MODELS), "{{ml_model_name}}"),),
+                thresholds=tiers(config.error_budget, 14.4 * config.error_budget),
+                min=0,
+            ),
+            Panel(
+                "p99 latency by model",
+                f"99th percentile of request duration; dashed: the objective ({config.latency_p99:g} s).",
+                "s",
+                (
+                    Target(
+                        f"histogram_quantile(0.99, sum by (ml_model_name, le) (rate({buckets}{RATE})))",
+                        "{{ml_model_name}}",
+                    ),
+                ),
+                thresholds=tiers(critical=config.latency_p99),
+                min=0,
+            ),
+        ),
+    )
+    detector = Row(
+        "Detector",
+        (
+            Panel(
+                "Profiles",
+                "Profiles per second the detector accepted, and rejected by reason.",
+                "ops",
+                (
+                    Target(rate(received), "received"),
+                    Target(
+                        f"{rate(rejected, 'reason')} or on () 0 * {rate(received)}",
+                        "rejected {{reason}}",
+                    ),
+                ),
+                min=0,
+            ),
+            Panel(
+                "Evaluation duration",
+                "How long the detector's last evaluation of every window took.",
+                "s",
+                (
+                    Target(
+                        "max by (job, instance) (servewatch_detector_evaluation_duration_seconds)",
+                        "{{instance}}",
+                    ),
+                ),
+                min=0,
+            ),
+            Panel(
+                "Instrumentation errors",
+                "Failures inside the servewatch instrumentation of serving processes "
+                "(never seen by requests), per second.",
+                "ops",
+                (
+                    Target(
+                        f"{rate('servewatch_instrumentation_errors_total', 'job, instance')} or on () "
+                        f"0 * {rate('servewatch_inference_requests_total')}",
+                        "{{job}} {{instance}}",
+                    ),
+                ),
+                min=0,
+            ),
+        ),
+    )
     time_from, refresh = time_settings(spec, config)
     variables = (
         Variable("datasource", "Data source", "datasource", "prometheus"),
-        Variable("model", "Model", "query",
-                 "label_values(servewatch_detector_last_profile_timestamp_seconds, model)",
-                 multi=True, include_all=True, default="$__all"),
+        Variable(
+            "model",
+            "Model",
+            "query",
+            "label_values(servewatch_detector_last_profile_timestamp_seconds, model)",
+            multi=True,
+            include_all=True,
+            default="$__all",
+        ),
         Variable("window", "Window", "custom", ",".join(w.name for w in windows), default=windows[0].name),
     )
-    return Board("servewatch-overview", "servewatch / overview",
-                 "Every model watched by servewatch: alerts, drift, staleness, serving.", (models, serving, detector),
-                 variables, time_from=time_from, refresh=refresh)
+    return Board(
+        "servewatch-overview",
+        "servewatch / overview",
+        "Every model watched by servewatch: alerts, drift, staleness, serving.",
+        (models, serving, detector),
+        variables,
+        time_from=time_from,
+        refresh=refresh,
+    )

@@ -5,8 +5,8 @@ Usage::
     from servewatch.dashboards.panel import Board, Panel, Row, Target, Variable, tiers
 
     latency = Panel("Latency", "Request duration quantiles from the histogram.", unit="s",
-                    targets=(Target('histogram_quantile(0.99, sum by (le) (rate(x_bucket[$__rate_interval])))',
-                                    "p99"),),
+                    targets=(Target("histogram_quantile(0.99, sum by (le) "
+                                    "(rate(x_bucket[$__rate_interval])))", "p99"),),
                     thresholds=tiers(critical=1.0))
     board = Board("servewatch-fraud", "servewatch / fraud", "...", rows=(Row("Serving", (latency,)),))
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Board", "KINDS", "Panel", "Row", "Step", "Target", "Variable", "tiers"]
+__all__ = ["KINDS", "Board", "Panel", "Row", "Step", "Target", "Variable", "tiers"]
 
 KINDS = ("timeseries", "stat", "heatmap", "table", "state-timeline", "bargauge")
 """Panel types we emit: all current Grafana 11 core panels (no Angular ``graph``/``singlestat``)."""
@@ -41,14 +41,16 @@ class Target:
 
 @dataclass(frozen=True)
 class Step:
-    """A threshold step: from ``value`` upwards (None: the base, from minus infinity) the colour is ``color``."""
+    """A threshold step: from ``value`` upwards (None: the base, from minus infinity) the colour ``color``."""
 
     color: str
     value: float | None
 
 
-def tiers(warning: float | None = None, critical: float | None = None, *, below: bool = False) -> tuple[Step, ...]:
-    """Green / orange from ``warning`` / red from ``critical``; ``below`` reverses it (red under the level)."""
+def tiers(
+    warning: float | None = None, critical: float | None = None, *, below: bool = False
+) -> tuple[Step, ...]:
+    """Green, orange from ``warning``, red from ``critical``; ``below`` reverses it (red under the level)."""
     if below:
         level = critical if critical is not None else warning
         return (Step("red", None), Step("green", level)) if level is not None else (Step("green", None),)

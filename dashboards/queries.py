@@ -44,6 +44,7 @@ def variable_queries(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def expand(expr: str, variables: Mapping[str, str], *, rate_interval: str = "1m") -> str:
     """``expr`` with the macros and ``variables`` substituted (``KeyError`` for an unknown variable)."""
+
     def macro(match: re.Match[str]) -> str:
         name = match.group(1)
         if name in ("rate_interval", "interval", "range"):

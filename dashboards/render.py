@@ -8,10 +8,11 @@ Usage::
     text = to_json(document)         # deterministic: sorted keys, 2-space indent, trailing newline
 
 grafanalib (0.7.1, frozen upstream) builds the panels, targets, variables and the dashboard; its output is
-Grafana-7-era JSON, so :func:`render` then brings it to what Grafana 11 writes itself: datasource references as
-``{"type": "prometheus", "uid": "${datasource}"}`` objects on panels, targets and variables; threshold steps
-as lists; ``intervalFactor: 1`` (grafanalib's 2 halves the resolution); the current heatmap and bar-gauge
-options instead of the legacy ones; no legacy keys (``rows``, ``span``, ``height``, ``maxDataPoints: 100``…);
+Grafana-7-era JSON, so :func:`render` then brings it to what Grafana 11 writes itself: datasource references
+as ``{"type": "prometheus", "uid": "${datasource}"}`` objects on panels, targets and variables; threshold
+steps as lists; ``intervalFactor: 1`` (grafanalib's 2 halves the resolution); the current heatmap and
+bar-gauge options instead of the legacy ones; no legacy keys
+(``rows``, ``span``, ``height``, ``maxDataPoints: 100``…);
 ``schemaVersion`` 39 (Grafana 11.0) so Grafana runs no migration on load. Panel ids are assigned in order
 and grid positions flow each row's panels left to right over the 24 columns.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import grafanalib.core as G
 from grafanalib._gen import DashboardEncoder
 
-from .panel import GRID_COLUMNS, Board, Panel, Row, Step, Target, Variable
+from .panel import GRID_COLUMNS, Board, Panel, Row, Step, Variable
 
 __all__ = ["DATASOURCE", "SCHEMA_VERSION", "render", "to_json"]
 
@@ -34,9 +35,27 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 """Every panel, target and query variable reads from the dashboard's ``datasource`` variable."""
 SCHEMA_VERSION = 39
 PLUGIN_VERSION = "11.0.0"
-_LEGACY_PANEL_KEYS = ("cacheTimeout", "error", "height", "span", "minSpan", "maxDataPoints", "editable",
-                      "hideTimeOverride", "repeatDirection", "maxPerRow", "thresholds", "columns", "fontSize",
-                      "mappings", "color", "timeFrom", "timeShift", "interval", "repeat")
+_LEGACY_PANEL_KEYS = (
+    "cacheTimeout",
+    "error",
+    "height",
+    "span",
+    "minSpan",
+    "maxDataPoints",
+    "editable",
+    "hideTimeOverride",
+    "repeatDirection",
+    "maxPerRow",
+    "thresholds",
+    "columns",
+    "fontSize",
+    "mappings",
+    "color",
+    "timeFrom",
+    "timeShift",
+    "interval",
+    "repeat",
+)
 _LEGACY_TARGET_KEYS = ("query", "target", "metric", "step", "hide", "interval")
 
 
@@ -46,27 +65,48 @@ def render(board: Board) -> dict[str, Any]:
     panels: list[Any] = []
     y = 0
     for row in board.rows:
-        header = G.RowPanel(title=row.title, collapsed=row.collapsed, id=next(ids),
-                            gridPos=G.GridPos(h=1, w=GRID_COLUMNS, x=0, y=y))
+        header = G.RowPanel(
+            title=row.title,
+            collapsed=row.collapsed,
+            id=next(ids),
+            gridPos=G.GridPos(h=1, w=GRID_COLUMNS, x=0, y=y),
+        )
         y += 1
         children = []
         for panel, (x, py) in zip(row.panels, _flow(row, y)):
             children.append(_panel(panel, next(ids), G.GridPos(h=panel.height, w=panel.width, x=x, y=py)))
         bottom = max((py + p.height for p, (_, py) in zip(row.panels, _flow(row, y))), default=y)
         if row.collapsed:
-            header = G.RowPanel(title=row.title, collapsed=True, id=header.id, gridPos=header.gridPos,
-                                panels=children)
+            header = G.RowPanel(
+                title=row.title, collapsed=True, id=header.id, gridPos=header.gridPos, panels=children
+            )
             panels.append(header)
         else:
             panels += [header, *children]
             y = bottom
     dashboard = G.Dashboard(
-        title=board.title, uid=board.uid, description=board.description, panels=panels, tags=list(board.tags),
+        title=board.title,
+        uid=board.uid,
+        description=board.description,
+        panels=panels,
+        tags=list(board.tags),
         templating=G.Templating(list=[_variable(v) for v in board.variables]),
-        time=G.Time(board.time_from, "now"), refresh=board.refresh, timezone="browser",
+        time=G.Time(board.time_from, "now"),
+        refresh=board.refresh,
+        timezone="browser",
         graphTooltip=G.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
-        links=[G.DashboardLink(asDropdown=True, includeVars=False, keepTime=True, tags=list(board.links),
-                               title="servewatch", type="dashboards")] if board.links else [],
+        links=[
+            G.DashboardLink(
+                asDropdown=True,
+                includeVars=False,
+                keepTime=True,
+                tags=list(board.links),
+                title="servewatch",
+                type="dashboards",
+            )
+        ]
+        if board.links
+        else [],
     )
     document = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
     return _modernize(document)
@@ -78,6 +118,7 @@ def to_json(document: dict[str, Any]) -> str:
 
 
 # -- layout -------------------------------------------------------------------------------------------------
+
 
 def _flow(row: Row, top: int) -> Iterator[tuple[int, int]]:
     """(x, y) of each panel: left to right, wrapping to a new line when the next one does not fit."""
@@ -92,12 +133,22 @@ def _flow(row: Row, top: int) -> Iterator[tuple[int, int]]:
 
 # -- grafanalib objects -------------------------------------------------------------------------------------
 
+
 def _targets(panel: Panel) -> list[G.Target]:
     targets = []
     for ref, target in zip(_ref_ids(), panel.targets):
         fmt = "heatmap" if target.heatmap else ("table" if panel.kind == "table" else "time_series")
-        targets.append(G.Target(expr=target.expr, legendFormat=target.legend, refId=ref, instant=target.instant,
-                                intervalFactor=1, format=fmt, datasource=DATASOURCE))
+        targets.append(
+            G.Target(
+                expr=target.expr,
+                legendFormat=target.legend,
+                refId=ref,
+                instant=target.instant,
+                intervalFactor=1,
+                format=fmt,
+                datasource=DATASOURCE,
+            )
+        )
     return targets
 
 
@@ -113,35 +164,56 @@ def _steps(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
 def _mappings(panel: Panel) -> list[dict[str, Any]]:
     if not panel.mappings:
         return []
-    options = {f"{value:g}": {"color": color, "index": i, "text": text}
-               for i, (value, text, color) in enumerate(panel.mappings)}
+    options = {
+        f"{value:g}": {"color": color, "index": i, "text": text}
+        for i, (value, text, color) in enumerate(panel.mappings)
+    }
     return [{"type": "value", "options": options}]
 
 
 def _field_config(panel: Panel) -> dict[str, Any]:
     """What grafanalib cannot say for every kind: unit, bounds, threshold steps, per-series overrides."""
-    defaults: dict[str, Any] = {"unit": panel.unit, "thresholds": {"mode": "absolute", "steps": _steps(panel.thresholds)},
-                                "mappings": _mappings(panel)}
+    defaults: dict[str, Any] = {
+        "unit": panel.unit,
+        "thresholds": {"mode": "absolute", "steps": _steps(panel.thresholds)},
+        "mappings": _mappings(panel),
+    }
     if panel.min is not None:
         defaults["min"] = panel.min
     if panel.max is not None:
         defaults["max"] = panel.max
     if panel.kind != "timeseries":
         defaults["color"] = {"mode": "thresholds"}
-    overrides = [{"matcher": {"id": "byName", "options": name},
-                  "properties": [{"id": "thresholds", "value": {"mode": "absolute", "steps": _steps(steps)}}]}
-                 for name, steps in panel.overrides]
+    overrides = [
+        {
+            "matcher": {"id": "byName", "options": name},
+            "properties": [{"id": "thresholds", "value": {"mode": "absolute", "steps": _steps(steps)}}],
+        }
+        for name, steps in panel.overrides
+    ]
     return {"fieldConfig": {"defaults": defaults, "overrides": overrides}}
 
 
 def _panel(panel: Panel, panel_id: int, grid: G.GridPos) -> Any:
-    common: dict[str, Any] = dict(title=panel.title, description=panel.description, dataSource=DATASOURCE,
-                                  targets=_targets(panel), id=panel_id, gridPos=grid, extraJson=_field_config(panel))
+    common: dict[str, Any] = {
+        "title": panel.title,
+        "description": panel.description,
+        "dataSource": DATASOURCE,
+        "targets": _targets(panel),
+        "id": panel_id,
+        "gridPos": grid,
+        "extraJson": _field_config(panel),
+    }
     if panel.kind == "timeseries":
-        return G.TimeSeries(**common, thresholdsStyleMode="dashed" if panel.thresholds else "off",
-                            stacking={"group": "A", "mode": panel.stack or "none"},
-                            fillOpacity=30 if panel.stack else 10, legendDisplayMode="list", tooltipMode="multi",
-                            tooltipSort="desc")
+        return G.TimeSeries(
+            **common,
+            thresholdsStyleMode="dashed" if panel.thresholds else "off",
+            stacking={"group": "A", "mode": panel.stack or "none"},
+            fillOpacity=30 if panel.stack else 10,
+            legendDisplayMode="list",
+            tooltipMode="multi",
+            tooltipSort="desc",
+        )
     if panel.kind == "stat":
         return G.Stat(**common, reduceCalc="lastNotNull", colorMode="value", graphMode="area")
     if panel.kind == "state-timeline":
@@ -156,39 +228,90 @@ def _panel(panel: Panel, panel_id: int, grid: G.GridPos) -> Any:
 def _table(panel: Panel) -> list[dict[str, Any]]:
     """Instant queries merged into one row per series; values renamed after ``columns``, Time hidden."""
     names = {f"Value #{ref}": name for ref, name in zip(_ref_ids(), panel.columns)}
-    return [{"id": "merge", "options": {}},
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True,
-                                                             "instance": True},
-                                           "renameByName": names}}]
+    return [
+        {"id": "merge", "options": {}},
+        {
+            "id": "organize",
+            "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True},
+                "renameByName": names,
+            },
+        },
+    ]
 
 
 def _variable(variable: Variable) -> G.Template:
     if variable.kind == "datasource":
-        return G.Template(name=variable.name, label=variable.label, type="datasource", query=variable.query,
-                          default=variable.default)
+        return G.Template(
+            name=variable.name,
+            label=variable.label,
+            type="datasource",
+            query=variable.query,
+            default=variable.default,
+        )
     if variable.kind == "query":
-        return G.Template(name=variable.name, label=variable.label, type="query", dataSource=DATASOURCE,
-                          query={"qryType": 1, "query": variable.query,
-                                 "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-                          default=variable.default, multi=variable.multi, includeAll=variable.include_all,
-                          allValue=".+" if variable.include_all else None, refresh=G.REFRESH_ON_TIME_RANGE_CHANGE)
+        return G.Template(
+            name=variable.name,
+            label=variable.label,
+            type="query",
+            dataSource=DATASOURCE,
+            query={
+                "qryType": 1,
+                "query": variable.query,
+                "refId": "PrometheusVariableQueryEditor-VariableQuery",
+            },
+            default=variable.default,
+            multi=variable.multi,
+            includeAll=variable.include_all,
+            allValue=".+" if variable.include_all else None,
+            refresh=G.REFRESH_ON_TIME_RANGE_CHANGE,
+        )
     if variable.kind == "constant":
-        return G.Template(name=variable.name, label=variable.label, type="constant", query=variable.query,
-                          default=variable.query, hide=G.HIDE_VARIABLE)
-    return G.Template(name=variable.name, label=variable.label, type="custom", query=variable.query,
-                      default=variable.default)
+        return G.Template(
+            name=variable.name,
+            label=variable.label,
+            type="constant",
+            query=variable.query,
+            default=variable.query,
+            hide=G.HIDE_VARIABLE,
+        )
+    return G.Template(
+        name=variable.name,
+        label=variable.label,
+        type="custom",
+        query=variable.query,
+        default=variable.default,
+    )
 
 
 # -- the Grafana 11 shape -----------------------------------------------------------------------------------
 
+
 def _modernize(document: dict[str, Any]) -> dict[str, Any]:
     for key in ("rows", "style", "sharedCrosshair", "hideControls", "gnetId", "__inputs"):
         document.pop(key, None)
-    document.update(schemaVersion=SCHEMA_VERSION, fiscalYearStartMonth=0, liveNow=False, weekStart="",
-                    timepicker={}, version=1, id=None)
-    document["annotations"] = {"list": [{
-        "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
-        "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]}
+    document.update(
+        schemaVersion=SCHEMA_VERSION,
+        fiscalYearStartMonth=0,
+        liveNow=False,
+        weekStart="",
+        timepicker={},
+        version=1,
+        id=None,
+    )
+    document["annotations"] = {
+        "list": [
+            {
+                "builtIn": 1,
+                "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                "enable": True,
+                "hide": True,
+                "iconColor": "rgba(0, 211, 255, 1)",
+                "name": "Annotations & Alerts",
+                "type": "dashboard",
+            }
+        ]
+    }
     for variable in document["templating"]["list"]:
         _variable_shape(variable)
     for panel in document["panels"]:
@@ -251,26 +374,63 @@ def _panel_shape(panel: dict[str, Any]) -> None:
 
 
 def _heatmap_shape(panel: dict[str, Any]) -> None:
-    for key in ("cards", "color", "dataFormat", "heatmap", "hideZeroBuckets", "highlightCards", "legend",
-                "reverseYBuckets", "tooltip", "xAxis", "xBucketNumber", "xBucketSize", "yAxis", "yBucketBound",
-                "yBucketNumber", "yBucketSize"):
+    for key in (
+        "cards",
+        "color",
+        "dataFormat",
+        "heatmap",
+        "hideZeroBuckets",
+        "highlightCards",
+        "legend",
+        "reverseYBuckets",
+        "tooltip",
+        "xAxis",
+        "xBucketNumber",
+        "xBucketSize",
+        "yAxis",
+        "yBucketBound",
+        "yBucketNumber",
+        "yBucketSize",
+    ):
         panel.pop(key, None)
     panel["options"] = {
-        "calculate": False, "cellGap": 1, "cellValues": {}, "exemplars": {"color": "rgba(255,0,255,0.7)"},
-        "filterValues": {"le": 1e-9}, "legend": {"show": True}, "rowsFrame": {"layout": "auto"},
-        "showValue": "never", "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": False},
+        "calculate": False,
+        "cellGap": 1,
+        "cellValues": {},
+        "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        "filterValues": {"le": 1e-9},
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "auto"},
+        "showValue": "never",
+        "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": False},
         "yAxis": {"axisPlacement": "left", "reverse": False},
-        "color": {"mode": "scheme", "scheme": "Oranges", "exponent": 0.5, "fill": "dark-orange",
-                  "reverse": False, "scale": "exponential", "steps": 64},
+        "color": {
+            "mode": "scheme",
+            "scheme": "Oranges",
+            "exponent": 0.5,
+            "fill": "dark-orange",
+            "reverse": False,
+            "scale": "exponential",
+            "steps": 64,
+        },
     }
-    panel["fieldConfig"]["defaults"]["custom"] = {"hideFrom": {"legend": False, "tooltip": False, "viz": False},
-                                                  "scaleDistribution": {"type": "linear"}}
+    panel["fieldConfig"]["defaults"]["custom"] = {
+        "hideFrom": {"legend": False, "tooltip": False, "viz": False},
+        "scaleDistribution": {"type": "linear"},
+    }
 
 
 def _bargauge_shape(panel: dict[str, Any]) -> None:
     panel["options"] = {
-        "displayMode": "gradient", "orientation": "horizontal", "showUnfilled": True, "valueMode": "color",
-        "namePlacement": "auto", "sizing": "auto", "minVizHeight": 16, "minVizWidth": 8, "maxVizHeight": 300,
+        "displayMode": "gradient",
+        "orientation": "horizontal",
+        "showUnfilled": True,
+        "valueMode": "color",
+        "namePlacement": "auto",
+        "sizing": "auto",
+        "minVizHeight": 16,
+        "minVizWidth": 8,
+        "maxVizHeight": 300,
         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
         "legend": {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": False},
     }

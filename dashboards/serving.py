@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from servewatch.alerts import Config, Timing
 from servewatch.alerts.promql import Matcher, selector
+
 from servewatch.spec import ModelSpec
 
 from .panel import Panel, Target, tiers
@@ -44,37 +45,93 @@ def error_ratio(by: str = "", **labels: str | Matcher) -> str:
 def serving_panels(config: Config) -> tuple[Panel, ...]:
     """Request rate, error ratio, latency quantiles and distribution, batch size, queue time, GPU."""
     buckets = "servewatch_inference_duration_seconds_bucket"
-    quantiles = tuple(Target(f"histogram_quantile({q}, sum by (le) (rate({selector(buckets, **_MODEL)}{RATE})))",
-                             f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99))
+    quantiles = tuple(
+        Target(
+            f"histogram_quantile({q}, sum by (le) (rate({selector(buckets, **_MODEL)}{RATE})))",
+            f"p{round(q * 100)}",
+        )
+        for q in (0.5, 0.95, 0.99)
+    )
     batch = "servewatch_inference_batch_size"
     return (
-        Panel("Requests", "Requests per second answered by the model, by outcome (ok or error).", "reqps",
-              (Target(rate("servewatch_inference_requests_total", "outcome", **_MODEL), "{{outcome}}"),),
-              stack="normal"),
-        Panel("Error ratio", "Share of requests that failed. Dashed lines: the error budget "
-              f"({config.error_budget:g}, from the {config.availability * 100:g} % availability objective) and "
-              "the fast-burn level (14.4 x budget) at which ServewatchModelErrorBudgetBurn pages.", "percentunit",
-              (Target(error_ratio(**_MODEL), "error ratio"),), min=0,
-              thresholds=tiers(config.error_budget, 14.4 * config.error_budget)),
-        Panel("Latency", "Request duration quantiles from the servewatch_inference_duration_seconds histogram. "
-              f"Dashed line: the p99 objective ({config.latency_p99:g} s) of ServewatchModelLatencyHigh.", "s",
-              quantiles, thresholds=tiers(critical=config.latency_p99), min=0),
-        Panel("Latency distribution", "Requests per latency bucket over time (the histogram itself).", "s",
-              (Target(f"sum by (le) (increase({selector(buckets, **_MODEL)}{RATE}))", "{{le}}", heatmap=True),),
-              kind="heatmap"),
-        Panel("Batch size", "Items per inference call: mean and p95 of servewatch_inference_batch_size.", "none",
-              (Target(f"{rate(batch + '_sum', **_MODEL)} / {rate(batch + '_count', **_MODEL)}", "mean"),
-               Target(f"histogram_quantile(0.95, sum by (le) (rate({selector(batch + '_bucket', **_MODEL)}{RATE})))",
-                      "p95")), min=0),
-        Panel("Queue time", "Mean time a request waited in the server's queue before inference.", "s",
-              (Target(f"{rate('servewatch_inference_queue_time_seconds_total', **_MODEL)} / "
-                      f"{rate('servewatch_inference_requests_total', **_MODEL)}", "mean queue time"),), min=0),
-        Panel("GPU utilisation", "Utilisation of each GPU of the processes serving the model (hw.gpu.utilization).",
-              "percentunit", (Target(_on_model_hosts("hw_gpu_utilization_ratio"), "{{instance}} GPU {{hw_id}}"),),
-              min=0, max=1),
-        Panel("GPU memory", "GPU memory in use and its limit, per GPU of the processes serving the model.", "bytes",
-              (Target(_on_model_hosts("hw_gpu_memory_usage_bytes"), "{{instance}} GPU {{hw_id}} used"),
-               Target(_on_model_hosts("hw_gpu_memory_limit_bytes"), "{{instance}} GPU {{hw_id}} limit")), min=0),
+        Panel(
+            "Requests",
+            "Requests per second answered by the model, by outcome (ok or error).",
+            "reqps",
+            (Target(rate("servewatch_inference_requests_total", "outcome", **_MODEL), "{{outcome}}"),),
+            stack="normal",
+        ),
+        Panel(
+            "Error ratio",
+            "Share of requests that failed. Dashed lines: the error budget "
+            f"({config.error_budget:g}, from the {config.availability * 100:g} % availability objective) and "
+            "the fast-burn level (14.4 x budget) at which ServewatchModelErrorBudgetBurn pages.",
+            "percentunit",
+            (Target(error_ratio(**_MODEL), "error ratio"),),
+            min=0,
+            thresholds=tiers(config.error_budget, 14.4 * config.error_budget),
+        ),
+        Panel(
+            "Latency",
+            "Request duration quantiles from the servewatch_inference_duration_seconds histogram. "
+            f"Dashed line: the p99 objective ({config.latency_p99:g} s) of ServewatchModelLatencyHigh.",
+            "s",
+            quantiles,
+            thresholds=tiers(critical=config.latency_p99),
+            min=0,
+        ),
+        Panel(
+            "Latency distribution",
+            "Requests per latency bucket over time (the histogram itself).",
+            "s",
+            (Target(f"sum by (le) (increase({selector(buckets, **_MODEL)}{RATE}))", "{{le}}", heatmap=True),),
+            kind="heatmap",
+        ),
+        Panel(
+            "Batch size",
+            "Items per inference call: mean and p95 of servewatch_inference_batch_size.",
+            "none",
+            (
+                Target(f"{rate(batch + '_sum', **_MODEL)} / {rate(batch + '_count', **_MODEL)}", "mean"),
+                Target(
+                    "histogram_quantile(0.95, sum by (le) "
+                    f"(rate({selector(batch + '_bucket', **_MODEL)}{RATE})))",
+                    "p95",
+                ),
+            ),
+            min=0,
+        ),
+        Panel(
+            "Queue time",
+            "Mean time a request waited in the server's queue before inference.",
+            "s",
+            (
+                Target(
+                    f"{rate('servewatch_inference_queue_time_seconds_total', **_MODEL)} / "
+                    f"{rate('servewatch_inference_requests_total', **_MODEL)}",
+                    "mean queue time",
+                ),
+            ),
+            min=0,
+        ),
+        Panel(
+            "GPU utilisation",
+            "Utilisation of each GPU of the processes serving the model (hw.gpu.utilization).",
+            "percentunit",
+            (Target(_on_model_hosts("hw_gpu_utilization_ratio"), "{{instance}} GPU {{hw_id}}"),),
+            min=0,
+            max=1,
+        ),
+        Panel(
+            "GPU memory",
+            "GPU memory in use and its limit, per GPU of the processes serving the model.",
+            "bytes",
+            (
+                Target(_on_model_hosts("hw_gpu_memory_usage_bytes"), "{{instance}} GPU {{hw_id}} used"),
+                Target(_on_model_hosts("hw_gpu_memory_limit_bytes"), "{{instance}} GPU {{hw_id}} limit"),
+            ),
+            min=0,
+        ),
     )
 
 
@@ -87,21 +144,56 @@ def _on_model_hosts(metric: str) -> str:
 def health_panels(model: ModelSpec, timing: Timing) -> tuple[Panel, ...]:
     """Profiles received and rejected, time since the last profile, window sizes."""
     received = "servewatch_detector_profiles_received_total"
+    rejected = "servewatch_detector_profiles_rejected_total"
+    last = "servewatch_detector_last_profile_timestamp_seconds"
     stale = timing.stale_after(model)
     return (
-        Panel("Profiles received", "Profiles per second the detector accepted, all models (the detector's own "
-              "counter).", "ops", (Target(rate(received), "received"),), min=0),
-        Panel("Profiles rejected", "Profiles per second the detector refused, by reason (0 while it accepts "
-              "everything). Sustained rejections fire ServewatchProfilesRejected.", "ops",
-              (Target(f"{rate('servewatch_detector_profiles_rejected_total', 'reason')} or on () 0 * {rate(received)}",
-                      "{{reason}}"),), min=0),
-        Panel("Time since the last profile", "Seconds since the detector last received a profile of the model. "
-              f"Dashed line: {stale:g} s, after which ServewatchModelProfilesStale fires.", "s",
-              (Target(f"time() - {selector('servewatch_detector_last_profile_timestamp_seconds', model='$model')}",
-                      "{{model}}"),), thresholds=tiers(critical=stale), min=0),
-        Panel("Values per window", f"Values each column's $window window holds; below {model.min_samples} "
-              "(min_samples, the dashed line) no drift statistic is computed.", "short",
-              (Target(selector("servewatch_window_samples", model="$model", window="$window"),
-                      "{{signal}} {{feature}}"),), thresholds=tiers(critical=model.min_samples, below=True),
-              min=0),
+        Panel(
+            "Profiles received",
+            "Profiles per second the detector accepted, all models (the detector's own counter).",
+            "ops",
+            (Target(rate(received), "received"),),
+            min=0,
+        ),
+        Panel(
+            "Profiles rejected",
+            "Profiles per second the detector refused, by reason (0 while it accepts "
+            "everything). Sustained rejections fire ServewatchProfilesRejected.",
+            "ops",
+            (
+                Target(
+                    f"{rate(rejected, 'reason')} or on () 0 * {rate(received)}",
+                    "{{reason}}",
+                ),
+            ),
+            min=0,
+        ),
+        Panel(
+            "Time since the last profile",
+            "Seconds since the detector last received a profile of the model. "
+            f"Dashed line: {stale:g} s, after which ServewatchModelProfilesStale fires.",
+            "s",
+            (
+                Target(
+                    f"time() - {selector(last, model='$model')}",
+                    "{{model}}",
+                ),
+            ),
+            thresholds=tiers(critical=stale),
+            min=0,
+        ),
+        Panel(
+            "Values per window",
+            f"Values each column's $window window holds; below {model.min_samples} "
+            "(min_samples, the dashed line) no drift statistic is computed.",
+            "short",
+            (
+                Target(
+                    selector("servewatch_window_samples", model="$model", window="$window"),
+                    "{{signal}} {{feature}}",
+                ),
+            ),
+            thresholds=tiers(critical=model.min_samples, below=True),
+            min=0,
+        ),
     )

@@ -15,8 +15,8 @@ from servewatch.spec import Spec, load_spec
 GOLDEN = Path(__file__).parent / "golden"
 
 SPECS = Path(__file__).parent / "specs"
-"""``fast.yaml`` (1s buckets, 10s windows: the demo's time scale) and ``awkward.yaml`` (names full of regex and
-quoting metacharacters, single-tier thresholds); the dashboard tests use them too."""
+"""``fast.yaml`` (1s buckets, 10s windows: the demo's time scale) and ``awkward.yaml`` (names full of regex
+and quoting metacharacters, single-tier thresholds); the dashboard tests use them too."""
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,9 @@ def any_spec(request: pytest.FixtureRequest) -> Spec:
     """Every spec the rules must handle: production scale, compressed scale, awkward names, no models."""
     if request.param == "empty":
         return Spec()
-    return load_spec(GOLDEN / "servewatch.yaml" if request.param == "golden" else SPECS / f"{request.param}.yaml")
+    return load_spec(
+        GOLDEN / "servewatch.yaml" if request.param == "golden" else SPECS / f"{request.param}.yaml"
+    )
 
 
 def _tool(name: str) -> Callable[..., subprocess.CompletedProcess[str]]:
@@ -38,7 +40,9 @@ def _tool(name: str) -> Callable[..., subprocess.CompletedProcess[str]]:
         pytest.skip(f"{name} is not installed (Debian package prometheus / prometheus-alertmanager)")
 
     def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([path, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)
+        return subprocess.run(
+            [path, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+        )
 
     return run
 

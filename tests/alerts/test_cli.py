@@ -15,8 +15,23 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def test_writes_rules_tests_and_alertmanager_config(tmp_path: Path, capsys, promtool) -> None:
     out = tmp_path / "out" / "rules.yml"
-    code = main(["alerts", "--spec", str(GOLDEN / "servewatch.yaml"), "-o", str(out), "--availability", "0.995",
-                 "--latency-p99", "250ms", "--pager-url", "http://pager.test/hook", "--detector-job", "sw"])
+    code = main(
+        [
+            "alerts",
+            "--spec",
+            str(GOLDEN / "servewatch.yaml"),
+            "-o",
+            str(out),
+            "--availability",
+            "0.995",
+            "--latency-p99",
+            "250ms",
+            "--pager-url",
+            "http://pager.test/hook",
+            "--detector-job",
+            "sw",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "rules.yml: 6 groups" in printed
@@ -36,10 +51,17 @@ def test_writes_rules_tests_and_alertmanager_config(tmp_path: Path, capsys, prom
 def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     bad_spec = tmp_path / "bad.yaml"
     bad_spec.write_text("models: [{name: m, thresholds: {ks: {warning: 0.5, critical: 0.1}}}]\n")
-    for args in (["--spec", str(bad_spec), "-o", str(tmp_path / "r.yml")],
-                 ["--spec", str(GOLDEN / "servewatch.yaml"), "-o", str(tmp_path / "r.yml"), "--availability", "1"],
-                 ["--spec", str(GOLDEN / "servewatch.yaml"), "-o", str(tmp_path / "r.yml"), "--latency-p99", "fast"]):
-        run = subprocess.run([sys.executable, "-m", "servewatch.cli", "alerts", *args], capture_output=True, text=True)
+    for args in (
+        ["--spec", str(bad_spec), "-o", str(tmp_path / "r.yml")],
+        ["--spec", str(GOLDEN / "servewatch.yaml"), "-o", str(tmp_path / "r.yml"), "--availability", "1"],
+        ["--spec", str(GOLDEN / "servewatch.yaml"), "-o", str(tmp_path / "r.yml"), "--latency-p99", "fast"],
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "servewatch.cli", "alerts", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert run.returncode == 2, run.stderr
         assert run.stderr.startswith("servewatch alerts: ") and run.stderr.count("\n") == 1, run.stderr
     assert not (tmp_path / "r.yml").exists()

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from servewatch.alerts import Config, Receivers, alertmanager_config, dump_yaml, render_rules, rule_tests
+
 from servewatch.spec import load_spec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -36,7 +36,11 @@ def test_matches_golden(name: str) -> None:
         path.write_text(text)
     expected = path.read_text()
     if text != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), f"golden/{name}",
-                                            "generated", n=2))
-        pytest.fail(f"{name} differs from the golden file (SERVEWATCH_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")
-
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True), text.splitlines(True), f"golden/{name}", "generated", n=2
+            )
+        )
+        pytest.fail(
+            f"{name} differs from the golden file (SERVEWATCH_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}"
+        )

@@ -9,9 +9,9 @@ from pathlib import Path
 import promql_parser
 import pytest
 import yaml
-
 from servewatch.alerts import Config, alert_names, render_rules, rule_groups, rule_tests
 from servewatch.alerts.rule import Alert, Recording, dump_yaml
+
 from servewatch.spec import Spec, parse_spec
 
 RUNBOOKS = Path(__file__).parents[2] / "docs" / "runbooks"
@@ -25,7 +25,9 @@ def write_rules(spec: Spec, directory: Path, config: Config | None = None) -> tu
     return rules, tests
 
 
-def test_promtool_accepts_the_rules_and_their_unit_tests_pass(any_spec: Spec, tmp_path: Path, promtool) -> None:
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass(
+    any_spec: Spec, tmp_path: Path, promtool
+) -> None:
     rules, tests = write_rules(any_spec, tmp_path)
     checked = promtool("check", "rules", "--lint=all", "--lint-fatal", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -33,12 +35,16 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass(any_spec: Spec, tm
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
 
 
-def test_unit_tests_fail_when_a_threshold_in_the_rules_moves(golden_spec: Spec, tmp_path: Path, promtool) -> None:
+def test_unit_tests_fail_when_a_threshold_in_the_rules_moves(
+    golden_spec: Spec, tmp_path: Path, promtool
+) -> None:
     """The unit tests hold expectations from the spec, so a rule drifting from the spec is caught."""
     rules, tests = write_rules(golden_spec, tmp_path)
     text = rules.read_text()
-    moved = text.replace('servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.3',
-                         'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.31')
+    moved = text.replace(
+        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.3',
+        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.31',
+    )
     assert moved != text
     rules.write_text(moved)
     tested = promtool("test", "rules", tests, cwd=tmp_path)
@@ -64,14 +70,26 @@ def test_every_alert_follows_the_conventions(any_spec: Spec) -> None:
             assert re.fullmatch(r"Servewatch(?:[A-Z][a-z0-9]*)+", rule.name), rule.name
             assert rule.severity in ("critical", "warning", "info")
             assert rule.summary.endswith(".") and "{{" not in rule.summary, rule.summary
-            assert rule.description.endswith(".") and rule.description[0].isupper() or rule.description[0] == "{"
+            assert (
+                rule.description.endswith(".") and rule.description[0].isupper() or rule.description[0] == "{"
+            )
     for name in alert_names(groups):
         assert name in Config().runbook(name)
 
 
 def test_every_alert_has_a_runbook_saying_what_it_means_and_how_to_fix_it() -> None:
-    spec = parse_spec({"models": [{"name": "m", "features": [
-        {"name": "x", "type": "numeric", "rules": {"min": 0, "max_missing_ratio": 0.1}}]}]})
+    spec = parse_spec(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "features": [
+                        {"name": "x", "type": "numeric", "rules": {"min": 0, "max_missing_ratio": 0.1}}
+                    ],
+                }
+            ]
+        }
+    )
     for name in alert_names(rule_groups(spec)):
         page = RUNBOOKS / f"{name}.md"
         assert page.is_file(), f"no runbook for {name}"
@@ -90,10 +108,18 @@ def test_every_expression_parses_as_promql(any_spec: Spec) -> None:
 
 def test_thresholds_come_from_the_spec_with_column_overrides(golden_spec: Spec) -> None:
     fraud = next(g for g in rule_groups(golden_spec) if g.name == "servewatch.model:fraud")
-    ks = {a.severity: a.expr for a in fraud.alerts() if a.name == "ServewatchInputDrift" and a.labels["statistic"] == "ks"}
-    assert ks["warning"] == ('servewatch_drift_ks{feature!="amount",model="fraud",signal="input"} >= 0.1\nor\n'
-                             'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.15')
-    assert ks["critical"].endswith('servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.3')
+    ks = {
+        a.severity: a.expr
+        for a in fraud.alerts()
+        if a.name == "ServewatchInputDrift" and a.labels["statistic"] == "ks"
+    }
+    assert ks["warning"] == (
+        'servewatch_drift_ks{feature!="amount",model="fraud",signal="input"} >= 0.1\nor\n'
+        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.15'
+    )
+    assert ks["critical"].endswith(
+        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.3'
+    )
     ranker = next(g for g in rule_groups(golden_spec) if g.name == "servewatch.model:ranker")
     d1 = [a for a in ranker.alerts() if a.name == "ServewatchInputDrift" and a.labels["statistic"] == "d1"]
     assert [a.severity for a in d1] == ["warning"]  # the spec gives d1 a warning tier only
@@ -102,21 +128,35 @@ def test_thresholds_come_from_the_spec_with_column_overrides(golden_spec: Spec) 
 
 
 def test_awkward_names_are_escaped() -> None:
-    spec = parse_spec({"models": [{"name": 'we"ird.m|x', "features": [{"name": "a.b", "thresholds":
-                                                                        {"ks": {"critical": 0.5}}}]}]})
+    spec = parse_spec(
+        {
+            "models": [
+                {"name": 'we"ird.m|x', "features": [{"name": "a.b", "thresholds": {"ks": {"critical": 0.5}}}]}
+            ]
+        }
+    )
     text = render_rules(spec)
     assert 'model="we\\"ird.m|x"' in text
     assert 'model!="we\\"ird.m|x"' in text
     assert 'feature="a.b"' in text
 
 
-@pytest.mark.parametrize("spec,scale,expected", [
-    ({}, None, {"for": "5m", "keep_firing_for": "5m", "burn": "1h", "down": "5m"}),
-    ({"detector": {"bucket": "1s", "interval": "1s"}, "defaults": {"windows": ["10s"]}}, None,
-     {"for": "10s", "keep_firing_for": "10s", "burn": "1m", "down": "5s"}),
-    ({"detector": {"bucket": "1s", "interval": "1s"}, "defaults": {"windows": ["10s"]}}, 1.0,
-     {"for": "10s", "keep_firing_for": "10s", "burn": "1h", "down": "5m"}),
-])
+@pytest.mark.parametrize(
+    "spec,scale,expected",
+    [
+        ({}, None, {"for": "5m", "keep_firing_for": "5m", "burn": "1h", "down": "5m"}),
+        (
+            {"detector": {"bucket": "1s", "interval": "1s"}, "defaults": {"windows": ["10s"]}},
+            None,
+            {"for": "10s", "keep_firing_for": "10s", "burn": "1m", "down": "5s"},
+        ),
+        (
+            {"detector": {"bucket": "1s", "interval": "1s"}, "defaults": {"windows": ["10s"]}},
+            1.0,
+            {"for": "10s", "keep_firing_for": "10s", "burn": "1h", "down": "5m"},
+        ),
+    ],
+)
 def test_time_scale_follows_the_spec_or_the_option(spec: dict, scale: float | None, expected: dict) -> None:
     document = yaml.safe_load(render_rules(parse_spec(spec), Config(time_scale=scale)))
     rules = [rule for group in document["groups"] for rule in group["rules"]]
@@ -129,7 +169,12 @@ def test_time_scale_follows_the_spec_or_the_option(spec: dict, scale: float | No
 
 
 def test_a_bad_config_is_refused() -> None:
-    for bad in ({"availability": 1.0}, {"latency_p99": 0}, {"time_scale": -1.0}, {"runbook_url": "x"},
-                {"detector_job": ""}):
+    for bad in (
+        {"availability": 1.0},
+        {"latency_p99": 0},
+        {"time_scale": -1.0},
+        {"runbook_url": "x"},
+        {"detector_job": ""},
+    ):
         with pytest.raises(ValueError):
             Config(**bad)

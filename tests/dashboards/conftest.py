@@ -11,9 +11,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from servewatch.alerts import Config
 from servewatch.dashboards import SCHEMA_PATH, generate
+
 from servewatch.spec import Spec, load_spec
 
 SPECS = Path(__file__).parents[1] / "alerts"
@@ -38,7 +38,7 @@ def boards(request: pytest.FixtureRequest) -> tuple[Spec, dict[str, dict[str, An
     return spec, generate(spec, Config())
 
 
-SCHEMA = json.loads(open(SCHEMA_PATH, encoding="utf-8").read())
+SCHEMA = json.loads(Path(SCHEMA_PATH).read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
@@ -52,7 +52,9 @@ def _panels(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _problems(document: dict[str, Any]) -> list[str]:
     """Schema errors plus the cross-item invariants."""
-    found = [f"{list(error.absolute_path)}: {error.message[:160]}" for error in VALIDATOR.iter_errors(document)]
+    found = [
+        f"{list(error.absolute_path)}: {error.message[:160]}" for error in VALIDATOR.iter_errors(document)
+    ]
     every = _panels(document)
     ids = [panel["id"] for panel in every]
     if len(ids) != len(set(ids)):

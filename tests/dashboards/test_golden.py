@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from servewatch.alerts import Config
 from servewatch.dashboards import PROVISIONING_FILE, generate, provisioning, to_json
 
@@ -33,6 +32,11 @@ def test_matches_golden(golden_spec) -> None:
     for name, text in files.items():
         expected = (GOLDEN / name).read_text()
         if text != expected:
-            diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), f"golden/{name}",
-                                                "generated", n=2))
-            pytest.fail(f"{name} differs from the golden file (SERVEWATCH_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}")
+            diff = "".join(
+                difflib.unified_diff(
+                    expected.splitlines(True), text.splitlines(True), f"golden/{name}", "generated", n=2
+                )
+            )
+            pytest.fail(
+                f"{name} differs from the golden file (SERVEWATCH_UPDATE_GOLDEN=1 to accept):\n{diff[:6000]}"
+            )

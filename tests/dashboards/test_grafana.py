@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from servewatch.dashboards import PROVISIONING_FILE, generate, upload
 
 from servewatch.cli import main
-from servewatch.dashboards import PROVISIONING_FILE, generate, upload
 from servewatch.errors import ServewatchError
 
 SPEC = Path(__file__).parents[1] / "alerts" / "golden" / "servewatch.yaml"
@@ -38,7 +38,7 @@ class FakeGrafana(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: FakeGrafana
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         if self.path != "/api/dashboards/db":
             return self.answer(404, {"message": "Not found"})
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -50,13 +50,25 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(dashboard, dict) or not dashboard.get("uid") or not dashboard.get("title"):
             return self.answer(400, {"message": "bad dashboard"})
         if self.server.clash and not body.get("overwrite"):
-            return self.answer(412, {"message": "A dashboard with the same uid already exists", "status": "name-exists"})
+            return self.answer(
+                412, {"message": "A dashboard with the same uid already exists", "status": "name-exists"}
+            )
         if self.server.clash:
-            return self.answer(412, {"message": "The dashboard has been changed by someone else",
-                                     "status": "version-mismatch"})
+            return self.answer(
+                412,
+                {"message": "The dashboard has been changed by someone else", "status": "version-mismatch"},
+            )
         self.server.received.append(body)
-        self.answer(200, {"id": len(self.server.received), "uid": dashboard["uid"], "status": "success",
-                          "url": f"/d/{dashboard['uid']}/x", "version": 1})
+        self.answer(
+            200,
+            {
+                "id": len(self.server.received),
+                "uid": dashboard["uid"],
+                "status": "success",
+                "url": f"/d/{dashboard['uid']}/x",
+                "version": 1,
+            },
+        )
 
     def answer(self, code: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -112,8 +124,15 @@ def test_cli_writes_files_and_uploads(grafana: FakeGrafana, tmp_path: Path, caps
     out = tmp_path / "dashboards"
     assert main(["dashboards", "--spec", str(SPEC), "-o", str(out), "--grafana-url", grafana.url]) == 0
     names = sorted(path.name for path in out.iterdir())
-    assert names == sorted([PROVISIONING_FILE, "servewatch-overview.json", "servewatch-model-fraud.json",
-                            "servewatch-model-ranker.json", "servewatch-other-models.json"])
+    assert names == sorted(
+        [
+            PROVISIONING_FILE,
+            "servewatch-overview.json",
+            "servewatch-model-fraud.json",
+            "servewatch-model-ranker.json",
+            "servewatch-other-models.json",
+        ]
+    )
     assert len(grafana.received) == 4
     assert "uploaded servewatch-model-fraud.json" in capsys.readouterr().out
     provider = yaml.safe_load((out / PROVISIONING_FILE).read_text())["providers"][0]
@@ -122,7 +141,18 @@ def test_cli_writes_files_and_uploads(grafana: FakeGrafana, tmp_path: Path, caps
 
 
 def test_cli_upload_failure_exits_2(grafana: FakeGrafana, tmp_path: Path, capsys) -> None:
-    code = main(["dashboards", "--spec", str(SPEC), "-o", str(tmp_path), "--grafana-url", grafana.url,
-                 "--grafana-token", "wrong"])
+    code = main(
+        [
+            "dashboards",
+            "--spec",
+            str(SPEC),
+            "-o",
+            str(tmp_path),
+            "--grafana-url",
+            grafana.url,
+            "--grafana-token",
+            "wrong",
+        ]
+    )
     assert code == 2
     assert "HTTP 401" in capsys.readouterr().err

@@ -12,10 +12,10 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
-
 from servewatch.alerts import Config, rule_groups
 from servewatch.dashboards import generate
 from servewatch.dashboards.queries import expand, queries, variable_queries
+
 from servewatch.spec import parse_spec
 
 VALUES = {"model": "fraud", "window": "5m", "feature": ".+", "datasource": "prometheus"}
@@ -50,11 +50,15 @@ def test_prometheus_own_parser_accepts_every_query(boards, tmp_path: Path) -> No
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package prometheus)")
     _, documents = boards
-    rules = [{"record": f"dashboard:query{i}:check", "expr": promql}
-             for i, (_, _, promql) in enumerate(expanded(documents))]
+    rules = [
+        {"record": f"dashboard:query{i}:check", "expr": promql}
+        for i, (_, _, promql) in enumerate(expanded(documents))
+    ]
     path = tmp_path / "queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}))
-    checked = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
     assert f"SUCCESS: {len(rules)} rules found" in checked.stdout
 
@@ -83,8 +87,11 @@ def test_panels_draw_the_levels_the_rules_enforce(golden_spec) -> None:
             for clause in alert.expr.split("\nor\n"):
                 if alert.name == "ServewatchInputDrift" and 'feature="amount"' in clause:
                     levels[(alert.labels["statistic"], alert.severity)] = float(clause.rsplit(">= ", 1)[1])
-    assert _steps(_panel(fraud, "amount · KS")) == [levels[("ks", "warning")], levels[("ks", "critical")]] \
+    assert (
+        _steps(_panel(fraud, "amount · KS"))
+        == [levels[("ks", "warning")], levels[("ks", "critical")]]
         == [0.15, 0.3]
+    )
     assert _steps(_panel(fraud, "age · KS")) == [0.1, 0.2]
     assert _steps(_panel(fraud, "country · L-infinity")) == [0.1, 0.2]
     assert _steps(_panel(fraud, "Error ratio")) == pytest.approx([0.005, 14.4 * 0.005])
@@ -94,13 +101,24 @@ def test_panels_draw_the_levels_the_rules_enforce(golden_spec) -> None:
     ranker = generate(golden_spec, config)["servewatch-model-ranker.json"]
     assert _steps(_panel(ranker, "D1 by feature")) == [0.25]  # warning only, as in the spec
     missing = _panel(fraud, "Missing values by feature")["fieldConfig"]["overrides"]
-    assert {o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"] for o in missing} == \
-        {"amount": 0.01, "country": 0.05}
+    assert {o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"] for o in missing} == {
+        "amount": 0.01,
+        "country": 0.05,
+    }
 
 
 def test_listed_columns_get_their_panels_and_long_lists_collapse(dashboard_problems) -> None:
-    spec = parse_spec({"models": [{"name": "wide", "features": [
-        {"name": f"x{i}", "type": "numeric"} for i in range(6)] + [{"name": "c", "type": "categorical"}]}]})
+    spec = parse_spec(
+        {
+            "models": [
+                {
+                    "name": "wide",
+                    "features": [{"name": f"x{i}", "type": "numeric"} for i in range(6)]
+                    + [{"name": "c", "type": "categorical"}],
+                }
+            ]
+        }
+    )
     document = generate(spec)["servewatch-model-wide.json"]
     row = next(p for p in document["panels"] if p["title"] == "Input drift by feature")
     assert row["collapsed"] is True

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-
 from servewatch.dashboards import SCHEMA_PATH
 
+
 def test_the_schema_is_a_valid_json_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(json.loads(open(SCHEMA_PATH, encoding="utf-8").read()))
+    jsonschema.Draft202012Validator.check_schema(json.loads(Path(SCHEMA_PATH).read_text(encoding="utf-8")))
 
 
 def test_every_dashboard_satisfies_schema_and_invariants(boards, dashboard_problems) -> None:
@@ -34,8 +35,9 @@ BREAKAGES = {
     "a string datasource (pre-8.3)": lambda d: _first(d, "timeseries").update(datasource="${datasource}"),
     "halved resolution": lambda d: _first(d, "timeseries")["targets"][0].update(intervalFactor=2),
     "an Angular graph panel": lambda d: _first(d, "timeseries").update(type="graph"),
-    "thresholds as a string": lambda d: _first(d, "timeseries")["fieldConfig"]["defaults"]["thresholds"].update(
-        steps=""),
+    "thresholds as a string": lambda d: _first(d, "timeseries")["fieldConfig"]["defaults"][
+        "thresholds"
+    ].update(steps=""),
     "no description": lambda d: _first(d, "heatmap").pop("description"),
     "no unit": lambda d: _first(d, "table")["fieldConfig"]["defaults"].pop("unit"),
     "an empty query": lambda d: _first(d, "timeseries")["targets"][0].update(expr=" "),
@@ -45,7 +47,8 @@ BREAKAGES = {
     "a duplicate panel id": lambda d: _first(d, "heatmap").update(id=_first(d, "timeseries")["id"]),
     "a duplicate refId": lambda d: [t.update(refId="A") for t in _first(d, "table")["targets"]],
     "a fixed rate window": lambda d: _first(d, "timeseries")["targets"][0].update(
-        expr="sum(rate(servewatch_inference_requests_total[5m]))"),
+        expr="sum(rate(servewatch_inference_requests_total[5m]))"
+    ),
     "overlapping panels": lambda d: _first(d, "heatmap")["gridPos"].update(_first(d, "table")["gridPos"]),
 }
 

@@ -8,8 +8,8 @@ listed: automatic columns, the spec's defaults, a warm-up reference) receiving H
 test. The spec runs at the compressed time scale (1 s buckets and interval, 10 s windows), so the rules fire
 within seconds. In order: without drift nobody is paged or ticketed; then the ``amount`` feature of ``fraud``
 shifts and the critical page for that model and feature must arrive within 120 s; then every query of the
-dashboards ``servewatch dashboards`` wrote must return at least one series from that Prometheus (the GPU panels
-only where the machine has a GPU).
+dashboards ``servewatch dashboards`` wrote must return at least one series from that Prometheus (the GPU
+panels only where the machine has a GPU).
 
 Run as a script (``python test_alerting_e2e.py serve``) this file is the serving process.
 """
@@ -46,22 +46,42 @@ COUNTRIES, SHARES = ["US", "DE", "FR"], [0.5, 0.3, 0.2]
 SPEC = {
     "detector": {"bucket": "1s", "interval": "1s", "retention": "1h"},
     "defaults": {"windows": ["10s"], "min_samples": 200, "reference": {"warmup": "15s"}},
-    "models": [{
-        "name": "fraud", "windows": ["10s"], "reference": "fraud.pb",
-        "features": [{"name": "amount", "type": "numeric", "source": {"key": "amount"}, "rules": {"min": 0}},
-                     {"name": "country", "type": "categorical", "source": {"key": "country"},
-                      "rules": {"allowed": COUNTRIES}}],
-        "predictions": [{"name": "score", "type": "numeric", "source": {"key": "score"}, "rules": {"min": 0, "max": 1}},
-                        {"name": "label", "type": "categorical", "source": {"key": "label"}}],
-    }],
+    "models": [
+        {
+            "name": "fraud",
+            "windows": ["10s"],
+            "reference": "fraud.pb",
+            "features": [
+                {"name": "amount", "type": "numeric", "source": {"key": "amount"}, "rules": {"min": 0}},
+                {
+                    "name": "country",
+                    "type": "categorical",
+                    "source": {"key": "country"},
+                    "rules": {"allowed": COUNTRIES},
+                },
+            ],
+            "predictions": [
+                {
+                    "name": "score",
+                    "type": "numeric",
+                    "source": {"key": "score"},
+                    "rules": {"min": 0, "max": 1},
+                },
+                {"name": "label", "type": "categorical", "source": {"key": "label"}},
+            ],
+        }
+    ],
 }
 
 
 # -- the serving process ------------------------------------------------------------------------------------
 
+
 def fraud_rows(rng: np.random.Generator, n: int, shift: float = 1.0) -> list[dict[str, Any]]:
     amounts = rng.lognormal(4.5, 0.5, n) * shift
-    return [{"amount": float(a), "country": str(c)} for a, c in zip(amounts, rng.choice(COUNTRIES, n, p=SHARES))]
+    return [
+        {"amount": float(a), "country": str(c)} for a, c in zip(amounts, rng.choice(COUNTRIES, n, p=SHARES))
+    ]
 
 
 def fraud_model(row: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +91,10 @@ def fraud_model(row: dict[str, Any]) -> dict[str, Any]:
 
 def anon_rows(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
     """Automatic columns of both kinds: numeric x and y, categorical segment."""
-    return [{"x": float(x), "y": float(y), "segment": str(s)}
-            for x, y, s in zip(rng.normal(0, 1, n), rng.uniform(0, 1, n), rng.choice(["web", "app", "api"], n))]
+    return [
+        {"x": float(x), "y": float(y), "segment": str(s)}
+        for x, y, s in zip(rng.normal(0, 1, n), rng.uniform(0, 1, n), rng.choice(["web", "app", "api"], n))
+    ]
 
 
 def anon_model(row: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +107,10 @@ def serve() -> None:
     and reported), each model call is wrapped by ``monitor``. Prints its port, serves until terminated."""
     from servewatch.instrumentation import monitor, record_queue_time
 
-    models = {"fraud": monitor("fraud")(lambda rows: [fraud_model(r) for r in rows]),
-              "anon": monitor("anon")(lambda rows: [anon_model(r) for r in rows])}
+    models = {
+        "fraud": monitor("fraud")(lambda rows: [fraud_model(r) for r in rows]),
+        "anon": monitor("anon")(lambda rows: [anon_model(r) for r in rows]),
+    }
     work: queue.Queue[tuple[str, Any, float, list[Any], threading.Event]] = queue.Queue()
 
     def worker() -> None:
@@ -97,7 +121,7 @@ def serve() -> None:
             done.set()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             model = self.path.rsplit("/", 1)[-1]
             rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             box: list[Any] = []
@@ -121,6 +145,7 @@ def serve() -> None:
 
 # -- the stack ----------------------------------------------------------------------------------------------
 
+
 class Webhook(ThreadingHTTPServer):
     """Alertmanager's receivers: every notification, by path (``/pager``, ``/tickets``)."""
 
@@ -134,13 +159,15 @@ class Webhook(ThreadingHTTPServer):
 
     def alerts(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [alert for where, body in self.notifications if where == f"/{path}" for alert in body["alerts"]]
+            return [
+                alert for where, body in self.notifications if where == f"/{path}" for alert in body["alerts"]
+            ]
 
 
 class _Hook(BaseHTTPRequestHandler):
     server: Webhook
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.server.lock:
             self.server.notifications.append((self.path, body))
@@ -166,8 +193,11 @@ class Traffic(threading.Thread):
         while not self.stop.wait(0.02):
             n = int(rng.integers(1, 16))
             for model, rows in (("fraud", fraud_rows(rng, n, self.shift)), ("anon", anon_rows(rng, n))):
-                request = urllib.request.Request(f"http://127.0.0.1:{self.port}/predict/{model}",
-                                                 data=json.dumps(rows).encode(), method="POST")
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{self.port}/predict/{model}",
+                    data=json.dumps(rows).encode(),
+                    method="POST",
+                )
                 try:
                     urllib.request.urlopen(request, timeout=10).read()
                 except OSError:
@@ -183,7 +213,7 @@ class Stack:
         self.logs: list[Any] = []
 
     def start(self, name: str, command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        log = open(self.work / f"{name}.log", "wb")
+        log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop(), after the process)
         self.logs.append(log)
         process = subprocess.Popen(command, stdout=kwargs.pop("stdout", log), stderr=log, **kwargs)
         self.processes.append((name, process))
@@ -238,7 +268,13 @@ def http_ok(url: str) -> bool:
 
 
 def servewatch(*args: str) -> None:
-    run = subprocess.run([sys.executable, "-m", "servewatch.cli", *args], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "servewatch.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -250,7 +286,9 @@ def write_reference(path: Path) -> None:
     spec = parse_spec(SPEC).model("fraud")
     rows = fraud_rows(np.random.default_rng(1), 5000)
     inputs = Profile.from_data(rows, model="fraud", signal="input", spec=spec)
-    predictions = Profile.from_data([fraud_model(row) for row in rows], model="fraud", signal="prediction", spec=spec)
+    predictions = Profile.from_data(
+        [fraud_model(row) for row in rows], model="fraud", signal="prediction", spec=spec
+    )
     path.write_bytes(encode_profiles([inputs, predictions]))
 
 
@@ -263,37 +301,93 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     write_reference(work / "fraud.pb")
     hook = Webhook()
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    servewatch("alerts", "--spec", str(work / "servewatch.yaml"), "-o", str(work / "rules.yml"),
-               "--detector-job", JOB, "--pager-url", hook.url("pager"), "--ticket-url", hook.url("tickets"))
+    servewatch(
+        "alerts",
+        "--spec",
+        str(work / "servewatch.yaml"),
+        "-o",
+        str(work / "rules.yml"),
+        "--detector-job",
+        JOB,
+        "--pager-url",
+        hook.url("pager"),
+        "--ticket-url",
+        hook.url("tickets"),
+    )
     servewatch("dashboards", "--spec", str(work / "servewatch.yaml"), "-o", str(work / "dashboards"))
     processes = Stack(work)
     traffic = None
     try:
-        detector = processes.start("detector", [sys.executable, "-m", "servewatch.cli", "detect", "--spec",
-                                                str(work / "servewatch.yaml"), "--listen", "127.0.0.1:0",
-                                                "--metrics-listen", "127.0.0.1:0", "--state", str(work / "state")],
-                                   stdout=subprocess.PIPE)
+        detector = processes.start(
+            "detector",
+            [
+                sys.executable,
+                "-m",
+                "servewatch.cli",
+                "detect",
+                "--spec",
+                str(work / "servewatch.yaml"),
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--state",
+                str(work / "state"),
+            ],
+            stdout=subprocess.PIPE,
+        )
         banner = detector.stdout.readline().decode()  # type: ignore[union-attr]
         otlp = banner.split("receiving OTLP/HTTP on ")[1].split()[0]
         metrics = banner.split("serving ")[1].split("/metrics")[0]
         am_port, prom_port = free_port(), free_port()
-        processes.start("alertmanager", [ALERTMANAGER, f"--config.file={work / 'alertmanager.yml'}",
-                                         f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
-                                         f"--storage.path={work / 'alertmanager'}"])
-        (work / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(work / "rules.yml")],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [{"job_name": JOB, "honor_labels": True,
-                                "static_configs": [{"targets": [metrics.removeprefix("http://")]}]}],
-        }))
-        processes.start("prometheus", [PROMETHEUS, f"--config.file={work / 'prometheus.yml'}",
-                                       f"--web.listen-address=127.0.0.1:{prom_port}",
-                                       f"--storage.tsdb.path={work / 'prometheus'}"])
-        env = {**os.environ, "SERVEWATCH_SPEC": str(work / "servewatch.yaml"), "SERVEWATCH_PROFILE_INTERVAL": "1",
-               "OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-               "OTEL_SERVICE_NAME": "fraud-server"}
-        server = processes.start("server", [sys.executable, __file__, "serve"], env=env, stdout=subprocess.PIPE)
+        processes.start(
+            "alertmanager",
+            [
+                ALERTMANAGER,
+                f"--config.file={work / 'alertmanager.yml'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+                f"--storage.path={work / 'alertmanager'}",
+            ],
+        )
+        (work / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(work / "rules.yml")],
+                    "alerting": {
+                        "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+                    },
+                    "scrape_configs": [
+                        {
+                            "job_name": JOB,
+                            "honor_labels": True,
+                            "static_configs": [{"targets": [metrics.removeprefix("http://")]}],
+                        }
+                    ],
+                }
+            )
+        )
+        processes.start(
+            "prometheus",
+            [
+                PROMETHEUS,
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                f"--storage.tsdb.path={work / 'prometheus'}",
+            ],
+        )
+        env = {
+            **os.environ,
+            "SERVEWATCH_SPEC": str(work / "servewatch.yaml"),
+            "SERVEWATCH_PROFILE_INTERVAL": "1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_SERVICE_NAME": "fraud-server",
+        }
+        server = processes.start(
+            "server", [sys.executable, __file__, "serve"], env=env, stdout=subprocess.PIPE
+        )
         port = int(server.stdout.readline())  # type: ignore[union-attr]
         prometheus = f"http://127.0.0.1:{prom_port}"
         for url in (f"{metrics}/readyz", f"{prometheus}/-/ready", f"http://127.0.0.1:{am_port}/-/ready"):
@@ -320,14 +414,22 @@ def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
 
 # -- the tests (in this order: they share one running stack) ------------------------------------------------
 
+
 def test_without_drift_nobody_is_paged(stack: dict[str, Any]) -> None:
     prometheus, hook = stack["prometheus"], stack["hook"]
-    for selector in ('servewatch_drift_ks{model="fraud",feature="amount"}', 'servewatch_drift_ks{model="anon"}'):
+    for selector in (
+        'servewatch_drift_ks{model="fraud",feature="amount"}',
+        'servewatch_drift_ks{model="anon"}',
+    ):
         wait_until(f"{selector} in Prometheus", lambda s=selector: query(prometheus, s), 90, stack["stack"])
     with urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=10) as response:
         groups = json.loads(response.read())["data"]["groups"]
-    broken = [(rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"]
-              if rule["health"] == "err"]
+    broken = [
+        (rule["name"], rule.get("lastError"))
+        for group in groups
+        for rule in group["rules"]
+        if rule["health"] == "err"
+    ]
     assert not broken
     assert len(groups) == 5  # serving rules, serving, detector, fraud, the unlisted models
     time.sleep(25)  # longer than `for` (10 s) + Alertmanager's group wait: a drift would have fired by now
@@ -344,10 +446,15 @@ def test_drift_pages_for_the_right_model_and_feature(stack: dict[str, Any]) -> N
     stack["traffic"].shift = 3.0
 
     def paged() -> list[dict[str, Any]]:
-        return [alert for alert in hook.alerts("pager") if alert["status"] == "firing"
-                and alert["labels"]["alertname"] == "ServewatchInputDrift"
-                and alert["labels"].get("model") == "fraud" and alert["labels"].get("feature") == "amount"
-                and alert["labels"]["severity"] == "critical"]
+        return [
+            alert
+            for alert in hook.alerts("pager")
+            if alert["status"] == "firing"
+            and alert["labels"]["alertname"] == "ServewatchInputDrift"
+            and alert["labels"].get("model") == "fraud"
+            and alert["labels"].get("feature") == "amount"
+            and alert["labels"]["severity"] == "critical"
+        ]
 
     pages = wait_until("the critical page for fraud/amount", paged, PAGE_WITHIN, stack["stack"])
     elapsed = time.monotonic() - started
@@ -357,8 +464,12 @@ def test_drift_pages_for_the_right_model_and_feature(stack: dict[str, Any]) -> N
     assert "amount" in page["annotations"]["description"]
     assert page["annotations"]["runbook_url"].endswith("/ServewatchInputDrift.md")
     everything = hook.alerts("pager") + hook.alerts("tickets")
-    assert not [a for a in everything if a["labels"].get("model") == "anon"], "the undrifted model was alerted"
-    inputs = {a["labels"].get("feature") for a in everything if a["labels"]["alertname"] == "ServewatchInputDrift"}
+    assert not [a for a in everything if a["labels"].get("model") == "anon"], (
+        "the undrifted model was alerted"
+    )
+    inputs = {
+        a["labels"].get("feature") for a in everything if a["labels"]["alertname"] == "ServewatchInputDrift"
+    }
     assert inputs == {"amount"}, inputs
 
 
@@ -367,14 +478,21 @@ def test_every_dashboard_query_returns_a_series(stack: dict[str, Any]) -> None:
 
     prometheus, work = stack["prometheus"], stack["work"]
     gpu = shutil.which("nvidia-smi") is not None
-    values = {"servewatch-overview.json": {"model": ".+", "window": "10s"},
-              "servewatch-model-fraud.json": {"model": "fraud", "window": "10s", "feature": ".+"},
-              "servewatch-other-models.json": {"model": "anon", "window": "10s", "feature": ".+"}}
+    values = {
+        "servewatch-overview.json": {"model": ".+", "window": "10s"},
+        "servewatch-model-fraud.json": {"model": "fraud", "window": "10s", "feature": ".+"},
+        "servewatch-other-models.json": {"model": "anon", "window": "10s", "feature": ".+"},
+    }
     empty, skipped, checked = [], [], 0
     for name, variables in values.items():
         document = json.loads((work / "dashboards" / name).read_text())
-        targets = [(title, ref, expand(expr, variables, rate_interval="15s")) for title, ref, expr in queries(document)]
-        targets += [(f"${variable}", "", expand(expr, variables)) for variable, expr in variable_queries(document)]
+        targets = [
+            (title, ref, expand(expr, variables, rate_interval="15s"))
+            for title, ref, expr in queries(document)
+        ]
+        targets += [
+            (f"${variable}", "", expand(expr, variables)) for variable, expr in variable_queries(document)
+        ]
         for title, ref, promql in targets:
             if "hw_gpu_" in promql and not gpu:
                 skipped.append(f"{name}: {title}")
@@ -382,7 +500,7 @@ def test_every_dashboard_query_returns_a_series(stack: dict[str, Any]) -> None:
             checked += 1
             if not query(prometheus, promql):
                 empty.append(f"{name}: {title} {ref}: {promql}")
-    print(f"\n{checked} dashboard queries returned series; without a GPU on this machine, not checked: {skipped}")
+    print(f"\n{checked} dashboard queries returned series; not checked (no GPU on this machine): {skipped}")
     assert not empty, "queries without a series:\n" + "\n".join(empty)
     assert checked > 60
 
