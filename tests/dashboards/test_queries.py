@@ -35,7 +35,7 @@ def test_every_query_parses_after_substitution(boards) -> None:
     _, documents = boards
     found = expanded(documents)
     assert len(found) > 40
-    for where, raw, promql in found:
+    for where, _raw, promql in found:
         assert "$" not in promql, where
         try:
             promql_parser.parse(promql)
