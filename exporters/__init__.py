@@ -18,10 +18,13 @@ The serving side never touches OpenTelemetry's global providers: every provider 
 that built it and exports only when its owner says so (no SDK threads, no SDK at-exit or at-fork exports).
 The instrumentation (:mod:`servewatch.instrumentation`) builds these lazily in the process that serves.
 
-Modules: :mod:`~servewatch.exporters.outbox` (bounded pending queue), :mod:`~servewatch.exporters.profiles`
-(OTLP log records), :mod:`~servewatch.exporters.spool` (files), :mod:`~servewatch.exporters.metrics`
-(MeterProvider pipeline), :mod:`~servewatch.exporters.resource` (who is sending). Names are loaded on first
-use, so importing one submodule does not import the OpenTelemetry SDK pieces of the others.
+Modules, serving side: :mod:`~servewatch.exporters.outbox` (bounded pending queue),
+:mod:`~servewatch.exporters.profiles` (OTLP log records), :mod:`~servewatch.exporters.spool` (files),
+:mod:`~servewatch.exporters.metrics` (MeterProvider pipeline), :mod:`~servewatch.exporters.resource` (who is
+sending). Detector side: :mod:`~servewatch.exporters.prometheus` (``MetricsServer``, ``Exposition``,
+``Snapshot``: the ``/metrics`` exposition) and :mod:`~servewatch.exporters.prometheus_otlp` (``OtlpMetrics``:
+OTLP metrics re-exposed for Prometheus). Names are loaded on first use, so importing one submodule does not
+import the OpenTelemetry SDK pieces of the others.
 """
 
 from __future__ import annotations
@@ -30,10 +33,14 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "Exposition",
     "MetricsPipeline",
+    "MetricsServer",
     "OTLPProfileExporter",
+    "OtlpMetrics",
     "Outbox",
     "ProfileExporter",
+    "Snapshot",
     "SpoolProfileExporter",
     "otlp_log_exporter",
     "otlp_metric_exporter",
@@ -51,6 +58,10 @@ _HOMES = {
     "SpoolProfileExporter": "spool",
     "read_spool": "spool",
     "process_resource": "resource",
+    "Exposition": "prometheus",
+    "MetricsServer": "prometheus",
+    "Snapshot": "prometheus",
+    "OtlpMetrics": "prometheus_otlp",
 }
 
 

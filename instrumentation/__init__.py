@@ -77,8 +77,10 @@ framework=...)``.
 **Stay inert, survive forks.** Nothing starts until the first ``record``/``observe`` in a process: the
 launcher, TorchServe's ``metric_collector.py``, Ray's agents never export (do not call ``record`` from code
 that runs there). Providers are our own, built on first use, never global; after ``os.fork`` the child starts
-afresh with a new ``service.instance.id``; at exit the last interval is flushed (:func:`flush` does it on
-demand, e.g. from a worker's shutdown hook).
+afresh with a new ``service.instance.id``; at exit the last interval is flushed. A process killed by a signal
+(SIGKILL; uvicorn, which ends by re-raising SIGTERM; a worker the framework terminates) runs no exit hooks:
+call :func:`flush` from the framework's shutdown hook where there is one, or accept losing the last interval
+(at most ``SERVEWATCH_PROFILE_INTERVAL`` seconds of profiles; the metrics are cumulative and lose nothing).
 """
 
 from __future__ import annotations
