@@ -17,7 +17,9 @@ Accepted values, and the batch they become (``N`` rows):
   scalar (``{"amount": 3.5}``); a pandas DataFrame (its columns) or Series;
 - a list: dict rows (JSON), list rows, scalars (one column), strings, arrays/tensors (one per sample: stacked;
   single-row batches ``(1, ...)`` are concatenated), dicts of arrays (per-request named tensors: merged);
-- a string (one text row), bytes (one payload: ``bytes`` = its size), a number (one row, one column).
+- a string (one text row), bytes (one payload: ``bytes`` = its size), a number (one row, one column);
+- a pydantic model or a dataclass instance (or a list of them): its fields, as a mapping (or dict rows), as
+  FastAPI hands request bodies to an endpoint.
 
 Anything else raises :class:`Unsupported` (the recorder counts it as ``unsupported.<signal>``).
 
@@ -42,6 +44,7 @@ picks raw columns. Arrays kept for later are copied, so a framework may reuse it
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Mapping, Sequence
 from itertools import chain
@@ -118,6 +121,9 @@ class Extractor:
         if _is_dataframe(value):
             names = list(value.columns)[: len(value.columns) if self.columns else self.max_columns]
             return self._mapping({str(name): value[name].to_numpy() for name in names})
+        fields = _fields(value)
+        if fields is not None:
+            return self.extract(fields)
         return self._unnamed(as_array(value))
 
     # -- arrays ---------------------------------------------------------------------------------------------
@@ -222,6 +228,8 @@ class Extractor:
             return _columns_batch({"bytes": sizes})
         if _is_arraylike(first):
             return self._unnamed(_stack([as_array(item) for item in values]))
+        if _fields(first) is not None:  # pydantic models, dataclasses: rows of fields
+            return ROWS, [_fields(item) for item in values], len(values), None
         table = _rectangular(values)
         if table is not None and table.dtype.kind in _NUMERIC and table.ndim <= 2:
             return self._unnamed(table)
@@ -285,6 +293,17 @@ def as_array(value: Any) -> np.ndarray:
     if callable(getattr(value, "numpy", None)):  # TensorFlow eager tensors and the like
         return np.asarray(value.numpy())
     raise Unsupported(f"a value of type {module}.{type(value).__qualname__}")
+
+
+def _fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a pydantic model (``model_dump``) or a dataclass instance, else None."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        fields = dump()
+        return fields if isinstance(fields, dict) else None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    return None
 
 
 def _columns_batch(columns: dict[str, Any]) -> Batch:

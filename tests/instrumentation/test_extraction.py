@@ -153,6 +153,32 @@ def test_torch_tensors_including_bfloat16_and_grad() -> None:
     assert columns_of(predictions, torch.tensor([[0.1, 0.9]]))["class"].tolist() == ["1"]
 
 
+def test_pydantic_models_and_dataclasses_are_read_by_their_fields() -> None:
+    import dataclasses
+
+    pydantic = pytest.importorskip("pydantic")
+
+    class Transaction(pydantic.BaseModel):
+        amount: float
+        country: str
+
+    class Batch(pydantic.BaseModel):
+        amount: list[float]
+        note: str = "v1"
+
+    @dataclasses.dataclass
+    class Row:
+        amount: float
+        age: int
+
+    assert inputs.extract(Transaction(amount=3.5, country="DE"))[0::2] == (ROWS, 1)
+    assert columns_of(inputs, Batch(amount=[1.0, 2.0]))["amount"].tolist() == [1.0, 2.0]
+    assert set(columns_of(inputs, Row(1.0, 30))) == {"amount", "age"}
+    cols = columns_of(inputs, [Transaction(amount=1.0, country="DE"), Transaction(amount=2.0, country="FR")])
+    assert list(cols["amount"]) == [1.0, 2.0] and list(cols["country"]) == ["DE", "FR"]
+    assert list(columns_of(inputs, [Row(1.0, 30), Row(2.0, 40)])["age"]) == [30, 40]
+
+
 def test_unexpected_types_are_refused_clearly() -> None:
     with pytest.raises(Unsupported, match="object"):
         inputs.extract(object())
