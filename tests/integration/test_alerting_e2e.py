@@ -11,6 +11,10 @@ shifts and the critical page for that model and feature must arrive within 120 s
 dashboards ``servewatch dashboards`` wrote must return at least one series from that Prometheus (the GPU
 panels only where the machine has a GPU).
 
+Last, alerts posted straight to that Alertmanager check both inhibition rules of the generated configuration:
+the detector down mutes its drift and data-quality alerts; a critical alert mutes the warning of the same
+feature only; info goes nowhere.
+
 Run as a script (``python test_alerting_e2e.py serve``) this file is the serving process.
 """
 
@@ -20,6 +24,7 @@ import json
 import math
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -337,8 +342,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             stdout=subprocess.PIPE,
         )
         banner = detector.stdout.readline().decode()  # type: ignore[union-attr]
-        otlp = banner.split("receiving OTLP/HTTP on ")[1].split()[0]
-        metrics = banner.split("serving ")[1].split("/metrics")[0]
+        otlp, metrics = re.findall(r"http://127\.0\.0\.1:\d+", banner)[:2]  # where it bound port 0
         am_port, prom_port = free_port(), free_port()
         processes.start(
             "alertmanager",
@@ -394,7 +398,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             wait_until(url, lambda url=url: http_ok(url), 60, processes)
         traffic = Traffic(port)
         traffic.start()
-        yield {"prometheus": prometheus, "hook": hook, "traffic": traffic, "work": work, "stack": processes}
+        yield {
+            "prometheus": prometheus,
+            "alertmanager": f"http://127.0.0.1:{am_port}",
+            "hook": hook,
+            "traffic": traffic,
+            "work": work,
+            "stack": processes,
+        }
     finally:
         if traffic is not None:
             traffic.stop.set()
@@ -503,6 +514,137 @@ def test_every_dashboard_query_returns_a_series(stack: dict[str, Any]) -> None:
     print(f"\n{checked} dashboard queries returned series; not checked (no GPU on this machine): {skipped}")
     assert not empty, "queries without a series:\n" + "\n".join(empty)
     assert checked > 60
+
+
+def post_alerts(alertmanager: str, alerts: list[dict[str, str]]) -> None:
+    body = json.dumps([{"labels": labels, "annotations": {"summary": "test"}} for labels in alerts]).encode()
+    request = urllib.request.Request(
+        f"{alertmanager}/api/v2/alerts",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def alert_states(alertmanager: str, job: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Alertmanager's view of the alerts of ``job``: (alertname, feature, severity) -> status."""
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as response:
+        alerts = json.loads(response.read())
+    return {
+        (a["labels"]["alertname"], a["labels"].get("feature", ""), a["labels"]["severity"]): a["status"]
+        for a in alerts
+        if a["labels"].get("job") == job
+    }
+
+
+def settle(check: Any, timeout: float = 30.0) -> None:
+    """Run ``check`` until it stops raising AssertionError (Alertmanager works in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_detector_down_mutes_its_drift_alerts(stack: dict[str, Any]) -> None:
+    alertmanager, hook = stack["alertmanager"], stack["hook"]
+    job = "detector-inhibition-test"
+    post_alerts(
+        alertmanager,
+        [
+            {"alertname": "ServewatchDetectorDown", "severity": "critical", "job": job, "instance": "d:9108"},
+            {
+                "alertname": "ServewatchInputDrift",
+                "severity": "critical",
+                "job": job,
+                "model": "m1",
+                "signal": "input",
+                "feature": "amount",
+                "window": "10s",
+                "statistic": "ks",
+            },
+            {
+                "alertname": "ServewatchDataQualityRuleViolated",
+                "severity": "warning",
+                "job": job,
+                "model": "m1",
+                "signal": "input",
+                "feature": "country",
+                "rule": "allowed",
+            },
+            {
+                "alertname": "ServewatchModelErrorBudgetBurn",
+                "severity": "critical",
+                "job": job,
+                "model": "m1",
+                "ml_model_name": "m1",
+                "long": "1m",
+                "short": "5s",
+            },
+        ],
+    )
+
+    def check() -> None:
+        now = alert_states(alertmanager, job)
+        assert now[("ServewatchInputDrift", "amount", "critical")]["state"] == "suppressed"
+        assert now[("ServewatchDataQualityRuleViolated", "country", "warning")]["state"] == "suppressed"
+        assert now[("ServewatchDetectorDown", "", "critical")]["state"] == "active"
+        assert now[("ServewatchModelErrorBudgetBurn", "", "critical")]["state"] == "active"
+        paged = {a["labels"]["alertname"] for a in hook.alerts("pager") if a["labels"].get("job") == job}
+        assert paged == {"ServewatchDetectorDown", "ServewatchModelErrorBudgetBurn"}
+
+    settle(check)
+    assert (
+        len(alert_states(alertmanager, job)[("ServewatchInputDrift", "amount", "critical")]["inhibitedBy"])
+        == 1
+    )
+    assert not [a for a in hook.alerts("tickets") if a["labels"].get("job") == job]
+
+
+def test_critical_mutes_the_warning_of_the_same_feature_only(stack: dict[str, Any]) -> None:
+    alertmanager, hook = stack["alertmanager"], stack["hook"]
+    job = "tiers-inhibition-test"
+    common = {
+        "alertname": "ServewatchPredictionDrift",
+        "job": job,
+        "model": "m2",
+        "signal": "prediction",
+        "window": "10s",
+    }
+    post_alerts(
+        alertmanager,
+        [
+            {**common, "severity": "critical", "feature": "score", "statistic": "ks"},
+            {**common, "severity": "warning", "feature": "score", "statistic": "psi"},
+            {**common, "severity": "warning", "feature": "rank", "statistic": "psi"},
+            {"alertname": "ServewatchWindowTooFewSamples", "severity": "info", "job": job, "model": "m2"},
+        ],
+    )
+
+    def check() -> None:
+        now = alert_states(alertmanager, job)
+        assert now[("ServewatchPredictionDrift", "score", "warning")]["state"] == "suppressed"
+        assert now[("ServewatchPredictionDrift", "rank", "warning")]["state"] == "active"
+        assert {a["labels"]["feature"] for a in hook.alerts("tickets") if a["labels"].get("job") == job} == {
+            "rank"
+        }
+        assert [a["labels"]["feature"] for a in hook.alerts("pager") if a["labels"].get("job") == job] == [
+            "score"
+        ]
+
+    settle(check)
+    assert alert_states(alertmanager, job)[("ServewatchWindowTooFewSamples", "", "info")]["state"] == "active"
+    assert not [
+        a
+        for a in hook.alerts("pager") + hook.alerts("tickets")
+        if a["labels"]["alertname"] == "ServewatchWindowTooFewSamples"
+    ]  # info goes nowhere
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["serve"]:
