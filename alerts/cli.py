@@ -47,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ticket-url", default=Receivers.tickets, help="webhook of warnings")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The :class:`Config` options, shared with ``servewatch dashboards`` (give both the same values)."""
+def add_config_arguments(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
+    """The :class:`Config` options; the objectives and the time scale are shared with ``servewatch dashboards``
+    (``rules=False``: give both commands the same values)."""
     defaults = Config()
     parser.add_argument(
         "--availability",
@@ -62,6 +63,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="p99 request duration above which latency alerts (default %(default)s)",
     )
     parser.add_argument(
+        "--time-scale",
+        type=float,
+        help="factor on the durations the spec does not give (default: the spec's bucket / 60s)",
+    )
+    if not rules:
+        return
+    parser.add_argument(
         "--detector-job",
         default=defaults.detector_job,
         help="Prometheus job that scrapes `servewatch detect` (default %(default)s)",
@@ -71,11 +79,6 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.runbook_url,
         help="runbook URL pattern, {alertname} replaced (default %(default)s)",
     )
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        help="factor on the durations the spec does not give (default: the spec's bucket / 60s)",
-    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -84,8 +87,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         return Config(
             availability=args.availability,
             latency_p99=parse_duration(args.latency_p99),
-            detector_job=args.detector_job,
-            runbook_url=args.runbook_url,
+            detector_job=getattr(args, "detector_job", Config.detector_job),
+            runbook_url=getattr(args, "runbook_url", Config.runbook_url),
             time_scale=args.time_scale,
         )
     except ValueError as error:

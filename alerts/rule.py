@@ -22,9 +22,10 @@ import yaml
 
 from servewatch.duration import format_duration
 
-__all__ = ["Alert", "Group", "Recording", "dump_groups", "dump_yaml"]
+__all__ = ["Alert", "Group", "Recording", "SEVERITIES", "dump_groups", "dump_yaml"]
 
 SEVERITIES = ("critical", "warning", "info")
+"""critical pages someone, warning opens a ticket, info is kept for troubleshooting and routed nowhere."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="service-account token for the upload (default: $GRAFANA_TOKEN)",
     )
     parser.add_argument("--grafana-folder", help="uid of an existing Grafana folder to upload into")
-    add_config_arguments(parser)
+    add_config_arguments(parser, rules=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,8 +65,9 @@ def tiers(
 @dataclass(frozen=True)
 class Panel:
     """One panel. ``thresholds`` are drawn as dashed lines on a time series and colour every other kind;
-    ``mappings`` name values (``{0: ("ok", "green")}``); ``stack`` is ``"normal"`` or ``"percent"``;
-    ``overrides`` maps a series name to its own thresholds (per-column limits in a multi-series panel)."""
+    ``mappings`` name values (``(0.0, "ok", "green")``: value, text, colour); ``stack`` is ``"normal"`` or
+    ``"percent"``; ``overrides`` maps a series name to its own thresholds (per-column limits in a multi-series
+    panel); ``columns`` names a table's value columns, one per target."""
 
     title: str
     description: str
