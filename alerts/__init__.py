@@ -15,6 +15,11 @@ data-quality rules read their thresholds, limits and windows from the spec (the 
 and the time scale. Alert names start with ``Servewatch``; every alert has a ``severity`` label (critical
 pages, warning opens a ticket, info is for troubleshooting) and ``summary``, ``description`` and
 ``runbook_url`` annotations; the runbooks are ``docs/runbooks/<alertname>.md``.
+
+Prometheus scrapes ``servewatch detect``'s ``/metrics`` as job ``Config.detector_job`` with
+``honor_labels: true``: the serving metrics the detector relays from OTLP keep the ``job`` and ``instance`` of
+the process that produced them, its own gauges get the scrape's. The end-to-end test
+(``tests/integration/test_alerting_e2e.py``) writes such a configuration.
 """
 
 from __future__ import annotations
