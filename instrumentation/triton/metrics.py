@@ -31,6 +31,11 @@ reasons)                                                  / ``error``  (only wit
 ``nv_gpu_memory_used_bytes`` / ``_total_bytes``           ``hw.gpu.memory.usage`` / ``hw.gpu.memory.limit`` (By)
 ========================================================  =====================================================
 
+Triton's success and failure counters follow its own notion: a request answered with an error *response*
+(a python-backend ``InferenceResponse(error=...)``) counts as a success; failures are requests whose execution
+failed, or that were rejected or cancelled. The python-backend opt-in and the client count error responses as
+``outcome=error``, so the two can differ.
+
 ``requests=True`` is for models that nothing in-process instruments (TensorRT, ONNX, ... behind a standalone
 ``tritonserver``); where a hook already records them (PyTriton, the python-backend opt-in) leave it off, or
 every request would count twice. Triton's CPU, pinned-memory, cache and energy families have no servewatch
@@ -40,6 +45,7 @@ reused for :data:`MAX_AGE` seconds); a failed read is counted (``triton.metrics`
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -79,6 +85,7 @@ _GPU_GAUGES = {
     "nv_gpu_memory_used_bytes": "memory_used",
     "nv_gpu_memory_total_bytes": "memory_total",
 }
+log = logging.getLogger("servewatch.instrumentation")
 _PHASES = (("input", "input_us"), ("infer", "infer_us"), ("output", "output_us"))
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
@@ -171,6 +178,7 @@ class TritonMetrics:
         self._read_at = -math.inf
         self._start_ns = time.time_ns()
         self._previous: dict[tuple[str, str], tuple[int, float, float]] = {}
+        self._queue_read = False
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -191,8 +199,13 @@ class TritonMetrics:
         return Snapshot({name: figures for name, figures in snapshot.models.items() if name in watched}, snapshot.gpus)
 
     def queue_seconds(self) -> dict[str, float]:
-        """``{model: cumulative queue seconds}``: the source for ``observe_queue_time``."""
-        return {name: figures.queue_us / 1e6 for name, figures in self.snapshot().models.items()}
+        """``{model: cumulative queue seconds}``: the source for ``observe_queue_time`` (whose first reading is
+        the baseline: queue time from before it is not reported)."""
+        seconds = {name: figures.queue_us / 1e6 for name, figures in self.snapshot().models.items()}
+        if not self._queue_read:
+            self._queue_read = True
+            log.info("servewatch: queue time of %s counted from now on (%d models watched)", self.url, len(seconds))
+        return seconds
 
     # -- as OpenTelemetry instruments ------------------------------------------------------------------------
 
