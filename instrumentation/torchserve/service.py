@@ -118,16 +118,19 @@ def predict_wrapper(wrapped: Callable[..., Any], service: Any, args: Sequence[An
     return response
 
 
-def attach(service: Any) -> ServiceHooks | None:
-    """The hooks of ``service``, created now (None: record nothing for it: a worker of rank > 0, or a failure)."""
+def attach(service: Any, *, recorder: Callable[..., None] = record, queue_time: bool = True) -> ServiceHooks | None:
+    """The hooks of ``service``, created now (None: record nothing for it: a worker of rank > 0, or a failure).
+    ``recorder`` receives the calls (:func:`servewatch.instrumentation.record`); ``queue_time`` registers the
+    model's :class:`~servewatch.instrumentation.torchserve.frontend.QueueTimeBridge`."""
     hooks = None
     with guard("torchserve.attach"):
         rank = os.environ.get("LOCAL_RANK", "0").strip()
         if rank not in ("", "0"):
             log.info("servewatch: TorchServe worker of rank %s records nothing (rank 0 answers)", rank)
         else:
-            hooks = ServiceHooks(service, record)
-            observe_queue_time(QueueTimeBridge(hooks.model).read, framework=FRAMEWORK)
+            hooks = ServiceHooks(service, recorder)
+            if queue_time:
+                observe_queue_time(QueueTimeBridge(hooks.model).read, framework=FRAMEWORK)
             log.info("servewatch: TorchServe model %r instrumented (%s)", hooks.model,
                      f"inference of {type(hooks.handler).__name__}" if hooks.handler is not None
                      else "request payloads of a function handler")
