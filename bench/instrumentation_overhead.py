@@ -10,8 +10,8 @@
 2. Batch of 64: added time per value against the raw vectorized sketch update of the same values (21
    ``update(column)`` calls of 64 values each; target <= 1.5x).
 
-Each figure is the best of several repeats (least disturbed by the machine); everything runs in this one
-process with the runtime started (spool exporter, no metric export, 1 h profile interval so no close falls
+Each figure is the best of several rounds that run the candidates in turn (so they share the machine's load);
+everything runs in this one process with the runtime started (spool exporter, no metric export, 1 h profile interval so no close falls
 inside a timed loop). Amortized costs (sketching the gathered rows every 256 rows) are inside the figures.
 """
 
@@ -30,22 +30,27 @@ import numpy as np
 FEATURES = 20
 
 
-def best_per_call(function: Callable[[], object], seconds: float, repeats: int = 7) -> float:
-    """Seconds per call of ``function``, best of ``repeats`` runs of about ``seconds / repeats`` each."""
-    calls = 1
-    while True:  # calibrate
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        if time.perf_counter() - start > seconds / repeats / 4:
-            break
-        calls *= 2
-    best = float("inf")
+def best_per_call(functions: dict[str, Callable[[], object]], seconds: float, repeats: int = 9) -> dict[str, float]:
+    """Seconds per call of each function: the best of ``repeats`` rounds; every round runs each function in
+    turn for about ``seconds / repeats``, so that all of them see the same machine load."""
+    calls: dict[str, int] = {}
+    for name, function in functions.items():  # calibrate
+        count = 1
+        while True:
+            start = time.perf_counter()
+            for _ in range(count):
+                function()
+            if time.perf_counter() - start > seconds / repeats / 4:
+                break
+            count *= 2
+        calls[name] = count * 4
+    best = dict.fromkeys(functions, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls * 4):
-            function()
-        best = min(best, (time.perf_counter() - start) / (calls * 4))
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                function()
+            best[name] = min(best[name], (time.perf_counter() - start) / calls[name])
     return best
 
 
@@ -80,11 +85,12 @@ def main() -> int:
         for sketch, column in zip(sketches, columns):
             sketch.update(column)
 
-    s = args.seconds
-    bare_1, monitored_1 = best_per_call(lambda: model(one), s), best_per_call(lambda: monitored(one), s)
-    raw_1 = best_per_call(raw_row, s)
-    bare_64, monitored_64 = best_per_call(lambda: model(batch), s), best_per_call(lambda: monitored(batch), s)
-    raw_64 = best_per_call(raw_columns, s)
+    single = best_per_call({"bare": lambda: model(one), "monitored": lambda: monitored(one), "raw": raw_row},
+                           args.seconds * 3)
+    batched = best_per_call({"bare": lambda: model(batch), "monitored": lambda: monitored(batch),
+                             "raw": raw_columns}, args.seconds * 3)
+    bare_1, monitored_1, raw_1 = single["bare"], single["monitored"], single["raw"]
+    bare_64, monitored_64, raw_64 = batched["bare"], batched["monitored"], batched["raw"]
     added_1 = monitored_1 - bare_1
     values_64 = 64 * (FEATURES + 1)
     added_64 = (monitored_64 - bare_64) / values_64

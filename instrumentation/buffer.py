@@ -9,12 +9,13 @@ Usage::
     profile = buffer.close(time.time())           # the interval's profile (None if it saw no rows); a new one begins
     buffer.counts()                               # column -> [values, missing, invalid] since the process started
 
-Sketch updates are cheap per value but not per call (a numpy pass and a C++ call per column), so small
-batches are gathered first: numeric rows are copied into a preallocated column-major block of
-:data:`FLUSH_ROWS` rows (each column contiguous, so it reaches the sketch without another copy), other kinds
-are kept as a list of chunks; the block is profiled when full, when a batch of another shape arrives, and
-before the profile is read or closed. Batches of :data:`FLUSH_ROWS` rows or more go straight in. Memory per
-buffer is bounded by one block (at most ``FLUSH_ROWS`` x ``MAX_BLOCK_WIDTH`` doubles) plus ``FLUSH_ROWS`` rows.
+Sketch updates are cheap per value but not per call (a numpy pass and a C++ call per column, a few
+microseconds), so small batches are gathered first: numeric rows are copied into a preallocated column-major
+block of :data:`BLOCK_VALUES` values (at least :data:`FLUSH_ROWS` rows; each column contiguous, so it reaches
+the sketch without another copy), other kinds are kept as a list of chunks of up to :data:`FLUSH_ROWS` rows.
+The block is profiled when full, when a batch of another shape arrives, and before the profile is read or
+closed; a batch as big as the block goes straight in. Memory per buffer: one block (at most
+``max(BLOCK_VALUES, FLUSH_ROWS x MAX_BLOCK_WIDTH)`` doubles, 512 KiB) plus ``FLUSH_ROWS`` rows of chunks.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from servewatch.spec import ModelSpec
 from .extraction import DENSE, Batch, Extractor, combine
 from .guard import errors
 
-__all__ = ["FLUSH_ROWS", "MAX_BLOCK_WIDTH", "MAX_CLASSES", "SignalBuffer"]
+__all__ = ["BLOCK_VALUES", "FLUSH_ROWS", "MAX_BLOCK_WIDTH", "MAX_CLASSES", "SignalBuffer"]
 
+BLOCK_VALUES = 16384
+"""Numeric values gathered before they are profiled (128 KiB: a 20-column row fills it every 819 calls)."""
 FLUSH_ROWS = 256
-"""Rows gathered before they are profiled."""
+"""Rows gathered at least (numeric) or at most (other kinds) before they are profiled."""
 MAX_BLOCK_WIDTH = 256
 """Numeric batches wider than this are profiled as they come instead of being copied into a block."""
 MAX_CLASSES = 20
@@ -74,18 +77,22 @@ class SignalBuffer:
             self.flush()
             self._kind, self._signature = kind, signature
         if kind is DENSE:
-            if rows >= FLUSH_ROWS or signature > MAX_BLOCK_WIDTH:
+            block = self._block
+            if block is None or block.shape[1] != signature:
+                if signature > MAX_BLOCK_WIDTH:
+                    self._update(data)
+                    return
+                block = self._block = np.empty((max(FLUSH_ROWS, BLOCK_VALUES // signature), signature), order="F")
+            capacity = block.shape[0]
+            if rows >= capacity:
                 self.flush()
                 self._update(data)
                 return
-            if self._filled + rows > FLUSH_ROWS:
+            if self._filled + rows > capacity:
                 self.flush()
-            block = self._block
-            if block is None or block.shape[1] != signature:
-                block = self._block = np.empty((FLUSH_ROWS, signature), order="F")
             block[self._filled:self._filled + rows] = data
             self._filled += rows
-            if self._filled == FLUSH_ROWS:
+            if self._filled == capacity:
                 self.flush()
             return
         self._chunks.append(data)

@@ -55,8 +55,16 @@ import numpy as np
 from servewatch.columns import split_columns
 from servewatch.spec import Column
 
-from .projections import (ROW_PROJECTIONS, class_columns, image_columns, is_probabilities, is_text, subsample,
-                          text_columns, wide_columns)
+from .projections import (
+    ROW_PROJECTIONS,
+    class_columns,
+    image_columns,
+    is_probabilities,
+    is_text,
+    subsample,
+    text_columns,
+    wide_columns,
+)
 
 __all__ = ["COLUMNS", "DENSE", "OBJECTS", "ROWS", "Batch", "Extractor", "Unsupported", "combine"]
 

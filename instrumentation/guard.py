@@ -18,12 +18,16 @@ bounded) and is logged on the ``servewatch.instrumentation`` logger the first ti
 process, with the traceback. The framework's own exceptions must never pass through a guard: call the
 wrapped function outside it and let its exceptions propagate untouched.
 
-Kinds used by the core: ``record`` (the recorder itself), ``extract.input`` / ``extract.prediction`` (a value
-could not be turned into columns; ``unsupported.input`` / ``unsupported.prediction`` for a type nobody
-expected), ``profile.update`` (buffered rows could not be profiled), ``profile.close``, ``export.setup``,
-``export.profiles``, ``export.metrics``, ``profiles.dropped`` (pending profiles dropped while the receiver was
-unreachable, counted per profile), ``queue_time``, ``gpu``, ``model.limit`` (more models than the recorder
-keeps), ``monitor`` (the generic API's argument handling), ``<framework>.instrument`` (patching).
+Kinds used by the core: ``record`` (the recorder itself), ``record.argument`` (a duration, batch size or
+request count that is not a number), ``extract.input`` / ``extract.prediction`` (a value could not be turned
+into columns; ``unsupported.input`` / ``unsupported.prediction`` for a type nobody expected),
+``profile.update`` (gathered rows could not be profiled), ``profile.close``, ``spec`` (``SERVEWATCH_SPEC``
+could not be loaded: automatic columns are used), ``export.setup``, ``export.profiles`` (a delivery failed;
+the profiles stay pending), ``export.metrics``, ``export.shutdown``, ``profiles.dropped`` (pending profiles
+dropped while the receiver was unreachable, counted per profile), ``runtime`` and ``flush`` (the background
+thread), ``queue_time``, ``gpu``, ``model.limit`` (more models than the recorder keeps), ``monitor`` (the
+generic API's argument handling), ``<framework>.hook`` (``observe``'s callables), ``<framework>.instrument``
+(patching).
 """
 
 from __future__ import annotations

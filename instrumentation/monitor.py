@@ -39,9 +39,9 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import runtime
 from .guard import errors
 from .recorder import NOTHING
-from . import runtime
 from .runtime import record
 
 __all__ = ["Inference", "Monitor", "monitor", "observe"]

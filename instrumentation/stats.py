@@ -103,4 +103,11 @@ class RequestStats:
             if duration > histogram.high:
                 histogram.high = duration
         if batch_size is not None and 0 <= batch_size < math.inf:
-            stats.batch_size.observe(batch_size)
+            histogram = stats.batch_size
+            histogram.counts[bisect_left(histogram.bounds, batch_size)] += 1
+            histogram.count += 1
+            histogram.sum += batch_size
+            if batch_size < histogram.low:
+                histogram.low = batch_size
+            if batch_size > histogram.high:
+                histogram.high = batch_size

@@ -115,7 +115,7 @@ class Telemetry:
     def _column_counts(self, signal: str, which: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             for state in self.recorder.states():
-                counts = _locked(state, lambda: (state.inputs if signal == "input" else state.predictions).counts())
+                counts = _locked(state, (state.inputs if signal == "input" else state.predictions).counts)
                 for name, values in (counts or {}).items():
                     yield Observation(values[which], {**state.attributes, "ml.feature.name": name})
         return callback

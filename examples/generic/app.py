@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException
-
 from servewatch.instrumentation import flush, monitor
 
 

@@ -11,7 +11,6 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
 from opentelemetry.sdk.resources import Resource
-
 from servewatch.exporters.metrics import MetricsPipeline, otlp_metric_exporter
 from servewatch.exporters.resource import process_resource
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 from opentelemetry import _logs, metrics
-
 from servewatch.exporters.profiles import OTLPProfileExporter
 from servewatch.exporters.resource import process_resource
+
 from servewatch.profile import Profile
 from servewatch.wire import EVENT_NAME, parse_request
 

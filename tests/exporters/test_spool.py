@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from servewatch.exporters.resource import process_resource
 from servewatch.exporters.spool import SpoolProfileExporter, read_spool, spool_name
+
 from servewatch.profile import Profile
 from servewatch.wire import decode_request, parse_request
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servewatch.instrumentation import errors, runtime
 
 _spec = importlib.util.spec_from_file_location("servewatch_test_receiver", Path(__file__).with_name("receiver.py"))

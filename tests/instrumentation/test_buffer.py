@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from servewatch.instrumentation.buffer import BLOCK_VALUES, MAX_CLASSES, SignalBuffer
 
-from servewatch.instrumentation.buffer import FLUSH_ROWS, MAX_CLASSES, SignalBuffer
 from servewatch.profile import Profile
 from servewatch.spec import parse_spec
 
@@ -43,13 +43,14 @@ def test_arrays_are_copied_so_callers_may_reuse_their_buffers() -> None:
 
 def test_big_batches_go_straight_in_and_kinds_switch_cleanly() -> None:
     gathered = buffer()
-    gathered.add(gathered.extractor.extract(np.ones((FLUSH_ROWS + 1, 2))))
-    assert gathered.profile.rows == FLUSH_ROWS + 1                       # not held back
+    big = BLOCK_VALUES // 2 + 1                                          # rows of 2 columns: more than a block
+    gathered.add(gathered.extractor.extract(np.ones((big, 2))))
+    assert gathered.profile.rows == big                                  # not held back
     gathered.add(gathered.extractor.extract(np.ones((3, 2))))
     gathered.add(gathered.extractor.extract([{"f0": 2.0, "f1": 2.0}]))   # another kind: the block is profiled first
     gathered.add(gathered.extractor.extract(np.ones((2, 3))))            # another width
     profile = gathered.close(200.0)
-    assert profile.rows == FLUSH_ROWS + 1 + 3 + 1 + 2
+    assert profile.rows == big + 3 + 1 + 2
     assert profile.columns["f0"].count == profile.rows and profile.columns["f2"].count == 2
 
 

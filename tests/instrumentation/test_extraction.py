@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
-from servewatch.columns import split_columns
 from servewatch.instrumentation.extraction import COLUMNS, DENSE, OBJECTS, ROWS, Extractor, Unsupported, combine
 from servewatch.instrumentation.projections import MAX_PIXELS
+
+from servewatch.columns import split_columns
 from servewatch.spec import parse_spec
 
 inputs = Extractor("input", (), max_columns=8)

@@ -9,7 +9,6 @@ from collections import namedtuple
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
 from servewatch.instrumentation.gpu import register_gpu_metrics
 from servewatch.instrumentation.guard import errors
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servewatch.instrumentation import ServewatchInstrumentor, errors, observe, runtime
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from servewatch.exporters.spool import read_spool
 from servewatch.instrumentation import errors, flush, guard, monitor, observe, record, runtime
 

@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from servewatch.instrumentation.guard import errors
 from servewatch.instrumentation.recorder import MAX_MODELS, Recorder
 from servewatch.instrumentation.stats import DURATION_BOUNDS, Histogram, RequestStats

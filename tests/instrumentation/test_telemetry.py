@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
-
 from servewatch.exporters.metrics import MetricsPipeline
 from servewatch.instrumentation.guard import errors
 from servewatch.instrumentation.recorder import Recorder
