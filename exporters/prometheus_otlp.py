@@ -25,9 +25,10 @@ Translation (the OpenTelemetry Prometheus compatibility rules; names by
   summaries.
 - points that cannot be used are rejected, counted by reason and reported in the partial-success answer,
   never dropped silently: ``malformed``, ``temporality`` (unspecified), ``type_conflict`` (two metrics whose
-  Prometheus names collide, e.g. a counter ``jobs`` writing ``jobs_total`` and a gauge ``jobs_total``), ``negative_delta`` (a counter going down), ``series_limit`` (beyond ``max_series``),
-  ``labels_limit``. A point flagged "no recorded value" removes its series; a series not updated for
-  ``expire_after`` seconds is dropped.
+  Prometheus names collide, e.g. a counter ``jobs`` writing ``jobs_total`` and a gauge ``jobs_total``),
+  ``negative_delta`` (a counter going down), ``series_limit`` (beyond ``max_series``), ``labels_limit``. A
+  point flagged "no recorded value" removes its series; a series not updated for ``expire_after`` seconds is
+  dropped.
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bearer token producers must send (default: $SERVEWATCH_DETECTOR_TOKEN; none)")
     parser.add_argument("--max-series", type=int, default=1000,
                         help="most (model, signal) pairs stored (default %(default)s)")
+    parser.add_argument("--fsync", action="store_true",
+                        help="flush every commit to the disk: acknowledged profiles survive a power cut too "
+                             "(by default they survive the process being killed)")
     parser.add_argument("--table", action="store_true", help="print the results table after every evaluation")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
                                        metrics_listen=args.metrics_listen, interval=args.interval,
                                        bucket=args.bucket, retention=args.retention, token=args.token,
-                                       max_series=args.max_series)
+                                       max_series=args.max_series, fsync=args.fsync)
             detector.start()
         except (ValueError, StoreError) as error:
             raise ServewatchError(str(error)) from None

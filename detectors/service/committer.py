@@ -6,9 +6,9 @@ Usage::
     outcomes = committer.submit(profiles)     # blocks until committed; one outcome per profile
     committer.stop()                          # stores what is queued, then ends
 
-Every request thread waits until the transaction holding its profiles is committed (``synchronous=FULL``),
-so an answer of 200 means the profiles are on disk; concurrent requests share one commit, which keeps the
-cost of the fsync flat under load. When the queue is full, the store fails, or the committer is stopping,
+Every request thread waits until the transaction holding its profiles is committed, so an answer of 200
+means the profiles are stored; concurrent requests share one commit, which keeps the cost per commit (the
+fsync, with ``--fsync``) flat under load. When the queue is full, the store fails, or the committer is stopping,
 :class:`Unavailable` is raised and the receiver answers 503 with ``Retry-After``: OTLP exporters retry, and a
 repeat that was in fact stored is recognized as a duplicate.
 """

@@ -16,18 +16,21 @@ Without a reference yet, a window gets its sample counts only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ...detectors import Report, compare
 from ...profile import Profile
 from ...spec import ModelSpec, Spec
 from ...spec import Window as WindowSpec
+from ..report import Report, compare
 from .references import References
-from .store import Series, Store
+from .store import BucketIndex, Series, Store
 from .windows import Loader, Windows
 
 __all__ = ["Evaluator", "WindowResult", "format_table"]
+
+_log = logging.getLogger("servewatch.detect")
 
 
 @dataclass(frozen=True)
@@ -72,25 +75,30 @@ class Evaluator:
         self.store.maintain(now)
         results: dict[tuple[str, str, str], WindowResult] = {}
         for series in self.store.series():
-            spec = self.spec.model(series.model)
-            since = min(self._oldest(spec, window, now) for window in spec.windows)
-            index = self.store.index(series.model, series.signal, since - self.store.layout.tiers[-1].size)
-            if not index:
-                continue
-            loader = Loader(self.store, series.model, series.signal)
-            for window in spec.windows:
-                key = (series.model, series.signal, window.name)
-                results[key] = self._window(series, spec, window, loader, index, now)
+            try:
+                results.update(self._series(series, now))
+            except Exception:  # one series' trouble must not stop the others' evaluation
+                _log.exception("evaluating %s/%s failed", series.model, series.signal)
         self.windows.sweep()
         self._last = results
         return results
+
+    def _series(self, series: Series, now: float) -> dict[tuple[str, str, str], WindowResult]:
+        spec = self.spec.model(series.model)
+        since = min(self._oldest(spec, window, now) for window in spec.windows)
+        index = self.store.index(series.model, series.signal, since - self.store.layout.tiers[-1].size)
+        if not index:
+            return {}
+        loader = Loader(self.store, series.model, series.signal)
+        return {(series.model, series.signal, window.name): self._window(series, spec, window, loader, index, now)
+                for window in spec.windows}
 
     def _oldest(self, spec: ModelSpec, window: WindowSpec, now: float) -> float:
         offset = spec.reference.offset if spec.reference.kind == "offset" else 0.0
         return now - window.seconds - (offset or 0.0)
 
     def _window(self, series: Series, spec: ModelSpec, window: WindowSpec, loader: Loader,
-                index: dict[tuple[int, float], int], now: float) -> WindowResult:
+                index: BucketIndex, now: float) -> WindowResult:
         name = (series.model, series.signal, window.name)
         current = self.windows.profile(name, loader, index, now - window.seconds, now, now)
         reference = self.references.get(series, spec, window, loader, index, now)

@@ -2,7 +2,8 @@
 
 Usage::
 
-    families = result_families(results.values())     # after each evaluation -> exporters.prometheus.Snapshot
+    gauges = Gauges()
+    families = gauges.families(results)               # after each evaluation -> exporters.prometheus.Snapshot
     activity = Activity()                              # counters the receiver and the evaluator update
     activity.profiles(accepted=3, model="fraud", at=time.time())
     exposition.register(activity)                      # a collector: counters read at scrape time
@@ -34,60 +35,94 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 
 from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
 from ..report import SEVERITIES
 from .evaluator import WindowResult
 
-__all__ = ["Activity", "result_families"]
+__all__ = ["Activity", "Gauges", "result_families"]
 
 _LABELS = ["model", "signal", "feature", "window"]
 _STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
 _QUALITY = ("missing_ratio", "invalid_ratio", "out_of_range_ratio", "not_allowed_ratio", "new_category_ratio")
 
 
+_FAMILIES: dict[str, tuple[str, list[str]]] = {
+    "servewatch_window_samples": ("Values of the feature in the window", _LABELS),
+    **{f"servewatch_drift_{name}": (f"{name} between the window and its reference", _LABELS) for name in _STATISTICS},
+    "servewatch_drift_ks_bound": ("Sketch error bound of servewatch_drift_ks", _LABELS),
+    "servewatch_drift_severity": ("0 ok, 1 warning, 2 critical", _LABELS),
+    **{f"servewatch_quality_{name}": (f"{name.replace('_', ' ')} in the window", _LABELS) for name in _QUALITY},
+    "servewatch_quality_rule_violated": ("1 while the data-quality rule is violated", [*_LABELS, "rule"]),
+    "servewatch_detector_reference_ready": ("1 once the window has a reference", ["model", "signal", "window"]),
+}
+
+
+class Gauges:
+    """Builds the gauge families of a set of results, reusing the samples of results that did not change
+    (the evaluator hands back the same :class:`WindowResult` object for an unchanged window)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, str], tuple[WindowResult, dict[str, list[Sample]]]] = {}
+
+    def families(self, results: Mapping[tuple[str, str, str], WindowResult]) -> list[Metric]:
+        families = {name: GaugeMetricFamily(name, text, labels=labels) for name, (text, labels) in _FAMILIES.items()}
+        cache: dict[tuple[str, str, str], tuple[WindowResult, dict[str, list[Sample]]]] = {}
+        for key, result in results.items():
+            cached = self._cache.get(key)
+            samples = cached[1] if cached is not None and cached[0] is result else _samples(result)
+            cache[key] = (result, samples)
+            for name, items in samples.items():
+                families[name].samples.extend(items)
+        self._cache = cache
+        return list(families.values())
+
+
 def result_families(results: Iterable[WindowResult]) -> list[Metric]:
     """Gauge families for a set of window results (see the module docstring)."""
-    samples = GaugeMetricFamily("servewatch_window_samples", "Values of the feature in the window", labels=_LABELS)
-    drift = {name: GaugeMetricFamily(f"servewatch_drift_{name}", f"{name} between the window and its reference",
-                                     labels=_LABELS) for name in _STATISTICS}
-    bound = GaugeMetricFamily("servewatch_drift_ks_bound", "Sketch error bound of servewatch_drift_ks",
-                              labels=_LABELS)
-    severity = GaugeMetricFamily("servewatch_drift_severity", "0 ok, 1 warning, 2 critical", labels=_LABELS)
-    quality = {name: GaugeMetricFamily(f"servewatch_quality_{name}", f"{name.replace('_', ' ')} in the window",
-                                       labels=_LABELS) for name in _QUALITY}
-    rules = GaugeMetricFamily("servewatch_quality_rule_violated", "1 while the data-quality rule is violated",
-                              labels=[*_LABELS, "rule"])
-    ready = GaugeMetricFamily("servewatch_detector_reference_ready", "1 once the window has a reference",
-                              labels=["model", "signal", "window"])
-    for result in results:
-        window = result.window.name
-        ready.add_metric([result.model, result.signal, window], 1.0 if result.report is not None else 0.0)
-        for feature, count in result.samples.items():
-            samples.add_metric([result.model, result.signal, feature, window], float(count))
-        if result.report is None:
-            continue
-        for feature, column in result.report.columns.items():
-            labels = [result.model, result.signal, feature, window]
-            for name, statistic in column.statistics.items():
-                if statistic.value is None or name not in drift:
-                    continue
-                drift[name].add_metric(labels, statistic.value)
-                if name == "ks" and statistic.bound is not None:
-                    bound.add_metric(labels, statistic.bound)
-            severity.add_metric(labels, float(SEVERITIES.index(column.severity)))
-            for name, ratio in column.quality.items():
-                if ratio is not None and name in quality:
-                    quality[name].add_metric(labels, ratio)
-            for rule in column.rules.values():
-                rules.add_metric([*labels, rule.rule], 1.0 if rule.violated else 0.0)
-        for rule in result.report.rules.values():
-            rules.add_metric([result.model, result.signal, "", window, rule.rule], 1.0 if rule.violated else 0.0)
-    return [samples, *drift.values(), bound, severity, *quality.values(), rules, ready]
+    return Gauges().families({(r.model, r.signal, r.window.name): r for r in results})
+
+
+def _samples(result: WindowResult) -> dict[str, list[Sample]]:
+    out: dict[str, list[Sample]] = {}
+
+    def add(name: str, labels: dict[str, str], value: float) -> None:
+        out.setdefault(name, []).append(Sample(name, labels, value))
+
+    window = result.window.name
+    add("servewatch_detector_reference_ready", {"model": result.model, "signal": result.signal, "window": window},
+        1.0 if result.report is not None else 0.0)
+    for feature, count in result.samples.items():
+        add("servewatch_window_samples", _labels(result, feature), float(count))
+    if result.report is None:
+        return out
+    for feature, column in result.report.columns.items():
+        labels = _labels(result, feature)
+        for name, statistic in column.statistics.items():
+            if statistic.value is None or name not in _STATISTICS:
+                continue
+            add(f"servewatch_drift_{name}", labels, statistic.value)
+            if name == "ks" and statistic.bound is not None:
+                add("servewatch_drift_ks_bound", labels, statistic.bound)
+        add("servewatch_drift_severity", labels, float(SEVERITIES.index(column.severity)))
+        for name, ratio in column.quality.items():
+            if ratio is not None and name in _QUALITY:
+                add(f"servewatch_quality_{name}", labels, ratio)
+        for rule in column.rules.values():
+            add("servewatch_quality_rule_violated", {**labels, "rule": rule.rule}, 1.0 if rule.violated else 0.0)
+    for rule in result.report.rules.values():
+        add("servewatch_quality_rule_violated", {**_labels(result, ""), "rule": rule.rule},
+            1.0 if rule.violated else 0.0)
+    return out
+
+
+def _labels(result: WindowResult, feature: str) -> dict[str, str]:
+    return {"model": result.model, "signal": result.signal, "feature": feature, "window": result.window.name}
 
 
 class Activity:

@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
 
-__all__ = ["PROTOBUF", "JSON", "RequestError", "answer", "decompress", "failure", "media_type", "parse"]
+__all__ = ["JSON", "PROTOBUF", "RequestError", "answer", "decompress", "failure", "media_type", "parse"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

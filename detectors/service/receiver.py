@@ -107,14 +107,16 @@ class _Request(BaseHTTPRequestHandler):
             if media_type(self.headers.get("Content-Type")) is None:
                 raise RequestError(415, f"Content-Type {self.headers.get('Content-Type')!r} is not supported: "
                                         "use application/x-protobuf or application/json")
-            body = self._body()
-            body_read = True
-            with self.server.decoding:
-                data = decompress(body, self.headers.get("Content-Encoding"), self.server.limits.max_inflated)
-                del body
-                request = parse(handler[0], self.headers.get("Content-Type"), data)
-                del data
-                response = handler[1](request)
+            length = self._length()
+            with self.server.reserve(self.server.limits.max_body if length is None else length):
+                body = self._chunked(self.server.limits.max_body) if length is None else self._read(length)
+                body_read = True
+                with self.server.decoding:
+                    data = decompress(body, self.headers.get("Content-Encoding"), self.server.limits.max_inflated)
+                    del body
+                    request = parse(handler[0], self.headers.get("Content-Type"), data)
+                    del data
+                    response = handler[1](request)
             payload, content_type = answer(response, as_json)
             self._send(200, payload, content_type)
             return 200
@@ -159,23 +161,23 @@ class _Request(BaseHTTPRequestHandler):
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise RequestError(401, "missing or wrong bearer token")
 
-    def _body(self) -> bytes:
+    def _length(self) -> int | None:
+        """The body's Content-Length (None: chunked), checked against the limit."""
         limits = self.server.limits
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._chunked(limits.max_body)
+            return None
         length_text = self.headers.get("Content-Length")
         if length_text is None:
-            self.close_connection = True
             raise RequestError(411, "Content-Length is required (or a chunked body)")
         if not length_text.strip().isdigit():
-            self.close_connection = True
             raise RequestError(400, f"Content-Length {length_text!r} is not a byte count")
         length = int(length_text)
         if length > limits.max_body:
-            self.close_connection = True
             raise RequestError(413, f"body of {length} bytes is over the {limits.max_body}-byte limit")
-        with self.server.reserve(length):
-            body = self.rfile.read(length)
+        return length
+
+    def _read(self, length: int) -> bytes:
+        body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True
             raise RequestError(400, f"body ended after {len(body)} of {length} bytes")
@@ -184,27 +186,26 @@ class _Request(BaseHTTPRequestHandler):
     def _chunked(self, limit: int) -> bytes:
         parts: list[bytes] = []
         total = 0
-        with self.server.reserve(limit):
-            while True:
-                line = self.rfile.readline(1026)
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    self.close_connection = True
-                    raise RequestError(400, "malformed chunked body") from None
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                total += size
-                if total > limit:
-                    self.close_connection = True
-                    raise RequestError(413, f"chunked body over the {limit}-byte limit")
-                chunk = self.rfile.read(size)
-                if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                    self.close_connection = True
-                    raise RequestError(400, "chunked body ended early")
-                parts.append(chunk)
+        while True:
+            line = self.rfile.readline(1026)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise RequestError(400, "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > limit:
+                self.close_connection = True
+                raise RequestError(413, f"chunked body over the {limit}-byte limit")
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                self.close_connection = True
+                raise RequestError(400, "chunked body ended early")
+            parts.append(chunk)
 
     def _fail(self, status: int, reason: str, as_json: bool = False, *, retry_after: int | None = None,
               extra: Mapping[str, str] | None = None) -> None:
@@ -331,12 +332,12 @@ class Receiver:
     """Serves OTLP/HTTP ``handlers`` on ``address``; see the module docstring."""
 
     def __init__(self, address: tuple[str, int], handlers: Mapping[str, Handler], *, token: str | None = None,
-                 limits: ReceiverLimits = ReceiverLimits(),
+                 limits: ReceiverLimits | None = None,
                  on_request: Callable[[str, int], None] = lambda path, status: None) -> None:
         self._requested = address
         self.handlers = handlers
         self.token = token
-        self.limits = limits
+        self.limits = limits or ReceiverLimits()
         self.on_request = on_request
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -36,7 +36,7 @@ from ...profile import Profile
 from ...spec import ModelSpec, Reference
 from ...spec import Window as WindowSpec
 from ...wire import decode_profiles
-from .store import Series, Store
+from .store import BucketIndex, Series, Store, merge_into
 from .windows import Loader, Windows
 
 __all__ = ["Found", "References"]
@@ -65,7 +65,7 @@ class References:
         self._saved: dict[tuple[str, str, str], Profile] = {}
 
     def get(self, series: Series, spec: ModelSpec, window: WindowSpec, loader: Loader,
-            index: dict[tuple[int, float], int], now: float) -> Found:
+            index: BucketIndex, now: float) -> Found:
         reference = spec.reference
         if reference.kind == "file":
             return self._file(reference.path or "", series)
@@ -105,7 +105,7 @@ class References:
     # -- offset ---------------------------------------------------------------------------------------------
 
     def _offset(self, reference: Reference, series: Series, window: WindowSpec, loader: Loader,
-                index: dict[tuple[int, float], int], now: float) -> Found:
+                index: BucketIndex, now: float) -> Found:
         offset = float(reference.offset or 0.0)
         description = f"same {window.name} window {format_duration(offset)} earlier"
         hi = now - offset
@@ -146,7 +146,7 @@ def _read_file(path: str) -> dict[tuple[str | None, str], Profile] | str:
     merged: dict[tuple[str | None, str], Profile] = {}
     for profile in profiles:
         key = (profile.model, profile.signal)
-        merged[key] = merged[key].merge(profile) if key in merged else profile
+        merged[key] = merge_into(merged[key], profile) if key in merged else profile
     if len({model for model, _ in merged}) == 1:
         merged.update({(None, signal): profile for (_, signal), profile in list(merged.items())})
     return merged

@@ -16,8 +16,8 @@ Usage::
 ones back from ``listen_address`` / ``metrics_address``) and starts the evaluation loop; ``stop()`` stops
 accepting, lets the requests in flight finish and commit, and closes the store cleanly. ``submit(profiles)``
 stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``, ``interval`` and
-``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``clock`` lets tests and
-benchmarks run on simulated time.
+``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True`` flushes every commit to
+the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated time.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from ...spec import Spec, load_spec
 from ...wire import Limits, decode_request
 from .committer import Committer
 from .evaluator import Evaluator, WindowResult, format_table
-from .gauges import Activity, result_families
+from .gauges import Activity, Gauges
 from .receiver import Receiver, ReceiverLimits
 from .store import Store
 from .tiers import Layout
@@ -89,22 +89,24 @@ class DetectorService:
                  listen: str | tuple[str, int] = "127.0.0.1:4318",
                  metrics_listen: str | tuple[str, int] = "127.0.0.1:9108", interval: float | str | None = None,
                  bucket: float | str | None = None, retention: float | str | None = None, token: str | None = None,
-                 limits: ReceiverLimits = ReceiverLimits(), max_series: int = 1000, max_metric_series: int = 10_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 limits: ReceiverLimits | None = None, max_series: int = 1000, max_metric_series: int = 10_000,
+                 fsync: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec) if spec is not None else Spec()
         settings = self.spec.detector
         self.state_dir = os.fspath(state_dir)
         self.interval = _seconds(interval, settings.interval)
         self.layout = Layout(_seconds(bucket, settings.bucket), _seconds(retention, settings.retention))
         self.token = token or None
-        self.limits = limits
+        self.limits = limits or ReceiverLimits()
         self.max_series = max_series
+        self.fsync = fsync
         self.clock = clock
         self._listen = parse_address(listen)
         self._metrics_listen = parse_address(metrics_listen)
         self.activity = Activity()
         self.metrics = OtlpMetrics(max_series=max_metric_series, clock=clock)
         self.gauges = Snapshot()
+        self._gauges = Gauges()
         self.exposition = Exposition()
         for collector in (self.gauges, self.activity, self.metrics):
             self.exposition.register(collector)
@@ -124,7 +126,7 @@ class DetectorService:
 
     def start(self) -> DetectorService:
         """Open the store, bind both listeners, start evaluating every ``interval``."""
-        self.store = Store(self.state_dir, self.layout, max_series=self.max_series)
+        self.store = Store(self.state_dir, self.layout, max_series=self.max_series, fsync=self.fsync)
         self.activity.damaged = lambda: self.store.corrupt if self.store is not None else 0
         self.evaluator = Evaluator(self.spec, self.store)
         try:
@@ -246,7 +248,7 @@ class DetectorService:
             now = self.clock() if now is None else now
             started = time.perf_counter()
             results = self.evaluator.evaluate(now)
-            self.gauges.set(result_families(results.values()))
+            self.gauges.set(self._gauges.families(results))
             self.activity.evaluation_seconds = time.perf_counter() - started
             self._results = results
             return results

@@ -11,8 +11,11 @@ Usage::
     merged = store.merged("fraud", "input", now - 3600, now, now)   # the buckets of a window, merged
     store.close()
 
-``write`` commits before it returns (``synchronous=FULL``: an acknowledged profile survives a killed process
-and a power cut). A profile that names its producer is recorded under (producer, model, signal, sequence,
+``write`` commits before it returns: an acknowledged profile survives the detector being killed (``kill -9``
+included). With ``fsync=True`` every commit is also flushed to the disk (``synchronous=FULL``), so it survives
+a power cut or a kernel crash too, at about a millisecond of latency per commit (commits are shared by
+concurrent requests); by default SQLite's WAL flushes at checkpoints (``synchronous=NORMAL``), as
+Prometheus' own WAL does. A profile that names its producer is recorded under (producer, model, signal, sequence,
 interval start): delivered again, it is counted once. The interval start is part of the key so that a
 producer restarting under the same id (its sequence starting again at 0) is not mistaken for a repeat; keys
 are kept for an hour (or the finest tier's horizon, if longer). Profiles without a producer cannot be
@@ -31,6 +34,7 @@ import logging
 import os
 import sqlite3
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -39,7 +43,7 @@ from ...profile import Profile
 from .codec import StoreCorrupt, decode_bucket, encode_bucket
 from .tiers import Layout, Span
 
-__all__ = ["Bucket", "Series", "Store", "StoreError"]
+__all__ = ["Bucket", "BucketIndex", "Series", "Store", "StoreError", "merge_into"]
 
 _log = logging.getLogger("servewatch.detect")
 
@@ -86,11 +90,24 @@ class Bucket:
     rolled: bool
 
 
+class _Transaction:
+    """The buckets one transaction read (``buckets``) and changed (``touched``)."""
+
+    __slots__ = ("buckets", "touched")
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, str, int, float], Bucket] = {}
+        self.touched: set[tuple[str, str, int, float]] = set()
+
+    def changed(self) -> list[tuple[tuple[str, str, int, float], Bucket]]:
+        return [(key, self.buckets[key]) for key in self.touched]
+
+
 class Store:
     """Buckets of merged profiles under ``directory`` (``detector.db``); see the module docstring."""
 
     def __init__(self, directory: str | os.PathLike[str], layout: Layout, *, max_series: int = 1000,
-                 max_columns: int = 512, synchronous: str = "FULL") -> None:
+                 max_columns: int = 512, fsync: bool = False) -> None:
         self.directory = os.fspath(directory)
         self.layout = layout
         self.max_series = max_series
@@ -100,9 +117,11 @@ class Store:
         self.path = os.path.join(self.directory, "detector.db")
         self._lock = threading.RLock()
         self._read_lock = threading.Lock()
-        self._writer = self._connect(synchronous)
+        synchronous = "FULL" if fsync else "NORMAL"
+        fresh = not os.path.exists(self.path)
+        self._writer = self._connect(synchronous, fresh)
         self._init_schema()
-        self._reader = self._connect(synchronous)
+        self._reader = self._connect(synchronous, False)
         self._series: dict[tuple[str, str], Series] = {
             (m, s): Series(m, s, first) for m, s, first in self._writer.execute("SELECT model, signal, first_seen "
                                                                                 "FROM series")}
@@ -111,8 +130,11 @@ class Store:
         self.corrupt = 0
         """Stored buckets found damaged (each was logged and replaced by an empty one)."""
 
-    def _connect(self, synchronous: str) -> sqlite3.Connection:
+    def _connect(self, synchronous: str, fresh: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        if fresh:  # only possible before the first table and before WAL mode
+            connection.execute("PRAGMA page_size=16384")  # buckets are tens of KiB: fewer, larger pages
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
         connection.execute("PRAGMA busy_timeout=30000")
@@ -120,9 +142,6 @@ class Store:
 
     def _init_schema(self) -> None:
         connection = self._writer
-        if not connection.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
-            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            connection.execute("VACUUM")
         connection.executescript(_SCHEMA)
         meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("schema", _SCHEMA_VERSION) != _SCHEMA_VERSION:
@@ -159,28 +178,35 @@ class Store:
         ``"accepted"``, ``"duplicate"`` or a rejection reason. Raises ``sqlite3.Error`` / ``OSError`` when
         the store cannot commit (nothing of the batch is then kept)."""
         with self._lock:
-            touched: dict[tuple[str, str, int, float], Bucket] = {}
+            work = _Transaction()
             connection = self._writer
             connection.execute("BEGIN IMMEDIATE")
             try:
-                outcomes = [self._write_one(profile, now, touched) for profile in profiles]
-                self._save(touched.items())
+                outcomes = [self._write_one(profile, now, work) for profile in profiles]
+                self._save(work.changed())
                 connection.execute("COMMIT")
             except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                for key in touched:
-                    self._open.pop(key, None)
-                self._reload_series()
+                self._abandon(work)
                 raise
-            for key, bucket in touched.items():
+            for key, bucket in work.changed():
                 if key[2] == 0 and not self.layout.sealed(key[3], 0, now):
                     self._open[key] = bucket
                 else:
                     self._open.pop(key, None)
             return outcomes
 
-    def _write_one(self, profile: Profile, now: float, touched: dict[tuple[str, str, int, float], Bucket]) -> str:
+    def _abandon(self, work: _Transaction) -> None:
+        """Roll back, and forget what the transaction changed in memory."""
+        try:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            self._reload_series()
+        except sqlite3.Error as error:
+            _log.error("rolling back failed too: %s", error)
+        for key in work.buckets:
+            self._open.pop(key, None)
+
+    def _write_one(self, profile: Profile, now: float, work: _Transaction) -> str:
         end = profile.end if profile.end is not None else profile.start
         if end > now + max(_MAX_SKEW, self.layout.grace):
             return "future"
@@ -191,7 +217,7 @@ class Store:
         if name not in self._series and len(self._series) >= self.max_series:
             return "series_limit"
         start = self.layout.bucket_start(end, tier)
-        bucket = self._bucket(profile.model, profile.signal, tier, start, touched)
+        bucket = self._bucket(profile.model, profile.signal, tier, start, work)
         mine = bucket.profile.columns
         if any(name in mine and mine[name].kind != column.kind for name, column in profile.columns.items()):
             return "conflict"
@@ -210,24 +236,24 @@ class Store:
             profile = profile.copy()
             for dropped in extra[max(self.max_columns - len(mine), 0):]:
                 del profile.columns[dropped]
-        self._merge_up(profile, tier, start, bucket, touched)
+        self._merge_up(profile, tier, start, bucket, work)
         return "accepted"
 
-    def _merge_up(self, profile: Profile, tier: int, start: float, bucket: Bucket,
-                  touched: dict[tuple[str, str, int, float], Bucket]) -> None:
+    def _merge_up(self, profile: Profile, tier: int, start: float, bucket: Bucket, work: _Transaction) -> None:
         """Merge ``profile`` into ``bucket``, and into its ancestors for as long as they already hold the
         bucket's earlier content (late data for a bucket that was merged upwards)."""
-        bucket.profile.merge(profile)
-        while bucket.rolled and tier + 1 < len(self.layout.tiers):
+        while True:
+            merge_into(bucket.profile, profile)
+            work.touched.add((profile.model, profile.signal, tier, start))
+            if not bucket.rolled or tier + 1 >= len(self.layout.tiers):
+                return
             start, tier = self.layout.parent_start(start, tier), tier + 1
-            bucket = self._bucket(profile.model, profile.signal, tier, start, touched)
-            bucket.profile.merge(profile)
+            bucket = self._bucket(profile.model, profile.signal, tier, start, work)
 
-    def _bucket(self, model: str, signal: str, tier: int, start: float,
-                touched: dict[tuple[str, str, int, float], Bucket]) -> Bucket:
-        """The bucket to write into (marked touched: it gets a new version and is saved on commit)."""
+    def _bucket(self, model: str, signal: str, tier: int, start: float, work: _Transaction) -> Bucket:
+        """A bucket as this transaction sees it (from the transaction, the open buckets, disk, or new)."""
         key = (model, signal, tier, start)
-        bucket = touched.get(key) or self._open.get(key)
+        bucket = work.buckets.get(key) or self._open.get(key)
         if bucket is None:
             row = self._writer.execute("SELECT version, rolled, data FROM buckets WHERE model=? AND signal=? AND "
                                        "tier=? AND start=?", key).fetchone()
@@ -236,7 +262,7 @@ class Store:
                 size = self.layout.tiers[tier].size
                 profile = Profile(model, signal, start=start, end=start + size)
             bucket = Bucket(profile, row[0] if row else 0, bool(row[1]) if row else False)
-        touched[key] = bucket
+        work.buckets[key] = bucket
         return bucket
 
     def _save(self, buckets: Iterable[tuple[tuple[str, str, int, float], Bucket]]) -> None:
@@ -300,22 +326,22 @@ class Store:
 
     def _roll(self, tier: int, children: list[tuple[str, str, float]]) -> int:
         """Merge ``children`` (tier ``tier``) into their parents in one transaction (caller holds the lock)."""
-        touched: dict[tuple[str, str, int, float], Bucket] = {}
+        work = _Transaction()
         connection = self._writer
         connection.execute("BEGIN IMMEDIATE")
         try:
             for model, signal, start in children:
-                child = self._bucket(model, signal, tier, start, {})
+                child = self._bucket(model, signal, tier, start, _Transaction())
                 parent_start = self.layout.parent_start(start, tier)
-                parent = self._bucket(model, signal, tier + 1, parent_start, touched)
-                self._merge_up(child.profile, tier + 1, parent_start, parent, touched)
+                parent = self._bucket(model, signal, tier + 1, parent_start, work)
+                self._merge_up(child.profile, tier + 1, parent_start, parent, work)
                 connection.execute("UPDATE buckets SET rolled=1 WHERE model=? AND signal=? AND tier=? AND start=?",
                                    (model, signal, tier, start))
                 self._open.pop((model, signal, tier, start), None)
-            self._save(touched.items())
+            self._save(work.changed())
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            self._abandon(work)
             raise
         return len(children)
 
@@ -326,12 +352,12 @@ class Store:
         with self._lock:
             return sorted(self._series.values(), key=lambda s: (s.model, s.signal))
 
-    def index(self, model: str, signal: str, since: float) -> dict[tuple[int, float], int]:
-        """(tier, start) -> version of the series' buckets starting at or after ``since``."""
+    def index(self, model: str, signal: str, since: float) -> BucketIndex:
+        """The series' buckets starting at or after ``since``."""
         with self._read_lock:
             rows = self._reader.execute("SELECT tier, start, version FROM buckets WHERE model=? AND signal=? AND "
                                         "start>=?", (model, signal, since)).fetchall()
-        return {(tier, start): version for tier, start, version in rows}
+        return BucketIndex(rows)
 
     def load(self, model: str, signal: str, tier: int, start: float) -> tuple[int, Profile] | None:
         """(version, profile) of one bucket, or None when it does not exist (or is damaged)."""
@@ -346,10 +372,13 @@ class Store:
     def merged(self, model: str, signal: str, lo: float, hi: float, now: float) -> Profile | None:
         """The buckets of the window ``(lo, hi]`` merged into one profile (None when it holds none)."""
         spans = self.layout.cover(lo, hi, now)
-        found = self.index(model, signal, min((span.first for span in spans), default=hi))
-        keys = select(spans, found)
-        loaded = (self.load(model, signal, tier, start) for tier, start, _ in keys)
-        return Profile.merged(item[1] for item in loaded if item is not None)
+        keys = self.index(model, signal, min((span.first for span in spans), default=hi)).select(spans)
+        merged: Profile | None = None
+        for tier, start, _ in keys:
+            found = self.load(model, signal, tier, start)
+            if found is not None:
+                merged = found[1] if merged is None else merge_into(merged, found[1])
+        return merged
 
     def received(self, producer: str, model: str, signal: str, sequence: int, start: float) -> bool:
         """True when a profile with this dedupe key was accepted (within the dedupe horizon)."""
@@ -374,8 +403,55 @@ class Store:
                                  (profile.model, profile.signal, key, now, encode_bucket(profile)))
 
 
-def select(spans: Sequence[Span], found: dict[tuple[int, float], int]) -> list[tuple[int, float, int]]:
-    """(tier, start, version) of the buckets in ``found`` that ``spans`` cover, oldest first."""
-    chosen = [(tier, start, version) for (tier, start), version in found.items()
-              if any(span.tier == tier and span.first <= start < span.stop for span in spans)]
-    return sorted(chosen, key=lambda item: (item[1], -item[0]))
+def merge_into(target: Profile, source: Profile) -> Profile:
+    """``target.merge(source)``, leaving out the columns whose kind differs between the two (a column that
+    changed from numeric to categorical, or back, keeps the kind it had first); never raises for that."""
+    mine = target.columns
+    conflicts = [name for name, column in source.columns.items() if name in mine and mine[name].kind != column.kind]
+    if conflicts:
+        _log.warning("%s/%s: column(s) %s changed kind; the later values are left out of merged buckets",
+                     target.model, target.signal, ", ".join(sorted(conflicts)))
+        source = source.copy()
+        for name in conflicts:
+            del source.columns[name]
+    return target.merge(source)
+
+
+class BucketIndex:
+    """The buckets of one series: per tier, starts (sorted) and versions; see :meth:`Store.index`."""
+
+    __slots__ = ("_starts", "_versions")
+
+    def __init__(self, rows: Iterable[tuple[int, float, int]]) -> None:
+        tiers: dict[int, list[tuple[float, int]]] = {}
+        for tier, start, version in rows:
+            tiers.setdefault(tier, []).append((start, version))
+        self._starts: dict[int, list[float]] = {}
+        self._versions: dict[int, list[int]] = {}
+        for tier, items in tiers.items():
+            items.sort()
+            self._starts[tier] = [start for start, _ in items]
+            self._versions[tier] = [version for _, version in items]
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def __len__(self) -> int:
+        return sum(len(starts) for starts in self._starts.values())
+
+    def starts(self, tier: int) -> list[float]:
+        """The starts of the tier's buckets, in order."""
+        return list(self._starts.get(tier, ()))
+
+    def select(self, spans: Sequence[Span]) -> list[tuple[int, float, int]]:
+        """(tier, start, version) of the buckets that ``spans`` cover, oldest first."""
+        chosen: list[tuple[int, float, int]] = []
+        for span in spans:
+            starts = self._starts.get(span.tier)
+            if not starts:
+                continue
+            versions = self._versions[span.tier]
+            for i in range(bisect_left(starts, span.first), bisect_left(starts, span.stop)):
+                chosen.append((span.tier, starts[i], versions[i]))
+        chosen.sort(key=lambda item: (item[1], -item[0]))
+        return chosen

@@ -12,8 +12,9 @@ A window's buckets (see :meth:`Layout.cover <servewatch.detectors.service.tiers.
 *sealed* ones, which no longer change, and the few recent *open* ones. The merge of the sealed buckets is
 kept per window: unchanged, it is reused; when buckets only joined it, they are merged in; when one left
 (the window slid past it) or changed (late data), it is rebuilt. Each evaluation then copies it and merges
-the open buckets in. ``signature`` names exactly which bucket versions a window holds, so the evaluator can
-skip a comparison whose inputs did not change.
+in the open buckets, merged once per series (all windows of a series end with the same open buckets).
+``signature`` names exactly which bucket versions a window holds, so the evaluator can skip a comparison
+whose inputs did not change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from ...profile import Profile
-from .store import Store, select
+from .store import BucketIndex, Store, merge_into
 
 __all__ = ["Loader", "Window", "Windows"]
 
@@ -38,6 +39,17 @@ class Loader:
         self.model = model
         self.signal = signal
         self._loaded: dict[Key, Profile | None] = {}
+        self._merged: dict[tuple[Key, ...], Profile | None] = {}
+
+    def merged(self, keys: tuple[Key, ...]) -> Profile | None:
+        """The buckets ``keys`` merged (shared by every window holding exactly these open buckets)."""
+        if keys not in self._merged:
+            merged: Profile | None = None
+            for profile in map(self, keys):
+                if profile is not None:
+                    merged = profile.copy() if merged is None else merge_into(merged, profile)
+            self._merged[keys] = merged
+        return self._merged[keys]
 
     def __call__(self, key: Key) -> Profile | None:
         if key not in self._loaded:
@@ -74,10 +86,10 @@ class Windows:
         self.rebuilds = 0
         """How many times a window's sealed part was merged again from its buckets (for benchmarks)."""
 
-    def profile(self, name: Hashable, loader: Loader, index: dict[tuple[int, float], int], lo: float,
+    def profile(self, name: Hashable, loader: Loader, index: BucketIndex, lo: float,
                 hi: float, now: float) -> Window:
         """The merged window ``(lo, hi]`` of ``loader``'s series at ``now``; ``name`` keys its cache entry."""
-        keys = select(self.layout.cover(lo, hi, now), index)
+        keys = index.select(self.layout.cover(lo, hi, now))
         sealed = tuple(key for key in keys if self.layout.sealed(key[1], key[0], now))
         open_ = tuple(key for key in keys if not self.layout.sealed(key[1], key[0], now))
         entry = self._entries.get(name)
@@ -94,15 +106,12 @@ class Windows:
             for key in fresh:
                 profile = loader(key)
                 if profile is not None:
-                    entry.sealed = profile.copy() if entry.sealed is None else entry.sealed.merge(profile)
+                    entry.sealed = profile.copy() if entry.sealed is None else merge_into(entry.sealed, profile)
             entry.keys = sealed
         window = entry.sealed
-        if open_:
-            window = window.copy() if window is not None else None
-            for key in open_:
-                profile = loader(key)
-                if profile is not None:
-                    window = profile.copy() if window is None else window.merge(profile)
+        recent = loader.merged(open_) if open_ else None
+        if recent is not None:
+            window = merge_into(window.copy(), recent) if window is not None else recent.copy()
         return Window(window, (sealed, open_))
 
     def sweep(self) -> None:

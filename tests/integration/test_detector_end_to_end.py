@@ -31,8 +31,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-
 from servewatch.detectors.service import Layout, Store
+
 from servewatch.profile import Profile
 from servewatch.spec import load_spec
 from servewatch.wire import EVENT_NAME, encode_profiles, profile_record

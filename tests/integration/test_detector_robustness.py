@@ -16,16 +16,28 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
-
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Gauge,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
 from servewatch.detectors.service import Layout, Store
+
 from servewatch.profile import Profile
 from servewatch.wire import encode_profiles
 
@@ -150,11 +162,28 @@ def test_hostile_bodies_get_the_right_answer_and_hurt_nothing(state: Path) -> No
                 mutated[rng.randrange(len(mutated))] ^= 1 << rng.randrange(8)
             assert post(bytes(mutated)).status_code in (200, 400)
         port = detector.endpoint
-        head = f"POST /v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/x-protobuf\r\n"
+        head = ("POST /v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+                "Content-Type: application/x-protobuf\r\n")
         assert _raw(port, (head + "\r\n").encode()).startswith(b"HTTP/1.1 411")   # no Content-Length
         chunked = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + b"".join(
             f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (good[:100], good[100:])) + b"0\r\n\r\n"
         assert _raw(port, chunked + b"", timeout=2.0).startswith(b"HTTP/1.1 200")   # a repeat: counted once
+        mixed = ExportLogsServiceRequest.FromString(encode_profiles([_profile("json", "j", 1)]))
+        mixed.resource_logs[0].scope_logs[0].log_records.add(body={"string_value": "an ordinary log line"})
+        as_json = json_format.MessageToJson(mixed).encode()                         # OTLP JSON, plus a plain log
+        ignored = detector.metric("servewatch_detector_records_ignored_total")
+        answer = post(as_json, **{"Content-Type": "application/json"})
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+        assert "partialSuccess" not in answer.json()
+        assert detector.metric("servewatch_detector_records_ignored_total") == ignored + 1
+        conflicting = ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(
+            metrics=[Metric(name="jobs", sum=Sum(aggregation_temporality=2, is_monotonic=True,
+                                                 data_points=[NumberDataPoint(as_int=1)])),
+                     Metric(name="jobs_total", gauge=Gauge(data_points=[NumberDataPoint(as_double=1.0)]))])])])
+        answer = requests.post(detector.endpoint + "/v1/metrics", data=conflicting.SerializeToString(),
+                               headers=auth, timeout=10)
+        partial = ExportMetricsServiceResponse.FromString(answer.content).partial_success
+        assert answer.status_code == 200 and partial.rejected_data_points == 1 and "jobs" in partial.error_message
         assert requests.get(detector.metrics_url.replace("/metrics", "/readyz"), timeout=10).status_code == 200
         assert detector.metric("servewatch_detector_profiles_duplicate_total") >= 1
         assert detector.metric("servewatch_detector_profiles_rejected_total") >= 1
@@ -164,6 +193,8 @@ def test_hostile_bodies_get_the_right_answer_and_hurt_nothing(state: Path) -> No
     try:
         good_window = store.merged("fraud", "input", 0.0, time.time() + 60, time.time())
         assert good_window is not None and good_window.rows == 200
+        from_json = store.merged("json", "input", 0.0, time.time() + 60, time.time())
+        assert from_json is not None and from_json.rows == 50
         for series in store.series():   # everything stored still decodes
             store.merged(series.model, series.signal, 0.0, time.time() + 60, time.time())
         assert store.corrupt == 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from servewatch.detectors.service import Layout, Store
+
 from servewatch.profile import Profile
 from servewatch.spec import ModelSpec, Spec, parse_spec
 

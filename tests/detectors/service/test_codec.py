@@ -6,9 +6,9 @@ import random
 from collections.abc import Callable
 
 import pytest
-
 from servewatch.detectors import ks
 from servewatch.detectors.service.codec import StoreCorrupt, decode_bucket, encode_bucket
+
 from servewatch.profile import Profile
 
 

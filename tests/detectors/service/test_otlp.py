@@ -10,8 +10,8 @@ import zlib
 import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
-
 from servewatch.detectors.service.otlp import RequestError, answer, decompress, failure, media_type, parse
+
 from servewatch.profile import Profile
 from servewatch.wire import decode_request, encode_profiles
 

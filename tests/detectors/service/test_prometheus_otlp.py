@@ -12,12 +12,11 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableGauge, UpDownCounter
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
-
 from servewatch.exporters.prometheus import Exposition
 from servewatch.exporters.prometheus_names import label_name, metric_name
 from servewatch.exporters.prometheus_otlp import OtlpMetrics
@@ -144,7 +143,8 @@ def test_exponential_histograms_become_classic_buckets(clock: Clock) -> None:
     duration.record(0.0)
     assert metrics.ingest(_request(reader)).rejected == 0
     samples = _scrape(metrics)
-    buckets = [(float(labels["le"]), value) for _, labels, value in samples["servewatch_inference_duration_seconds_bucket"]]
+    buckets = [(float(labels["le"]), value)
+               for _, labels, value in samples["servewatch_inference_duration_seconds_bucket"]]
     bounds = [bound for bound, _ in buckets]
     assert bounds == sorted(bounds) and len(bounds) == len(set(bounds)) and bounds[-1] == float("inf")
     assert [count for _, count in buckets] == sorted(count for _, count in buckets)
@@ -177,6 +177,8 @@ def test_conflicts_limits_staleness_and_expiry_are_counted_never_silent(clock: C
 def test_unspecified_temporality_and_inconsistent_histograms_are_rejected(clock: Clock) -> None:
     from opentelemetry.proto.metrics.v1.metrics_pb2 import (
         Histogram as OtlpHistogram,
+    )
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import (
         HistogramDataPoint,
         Metric,
         NumberDataPoint,

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from servewatch.detectors import ks
 from servewatch.detectors.service import Layout, Store, StoreError
+
 from servewatch.profile import Profile
 
 T0 = 1_700_002_800.0  # a multiple of 3600 (so of 600 and 60)
@@ -50,8 +50,7 @@ def test_sealed_buckets_merge_into_coarser_ones(store_factory: Callable[..., Sto
     merged = store.maintain(T0 + 60 * 30 + 1)
     assert merged == 28 + 2  # minutes whose bucket ended two buckets (the grace) ago, and two full 10m buckets
     index = store.index("fraud", "input", T0 - 3600)
-    parents = sorted(start for tier, start in index if tier == 1)
-    assert parents == [T0, T0 + 600, T0 + 1200]
+    assert index.starts(1) == [T0, T0 + 600, T0 + 1200]
     found = store.load("fraud", "input", 1, T0 + 600)
     assert found is not None and found[1].rows == 10 * 100
     window = store.merged("fraud", "input", T0, T0 + 1800, T0 + 1801)  # uses the two complete 10m buckets
@@ -137,3 +136,15 @@ def test_columns_beyond_the_limit_are_dropped(store_factory: Callable[..., Store
     found = store.load("m", "input", 0, T0)
     assert found is not None and sorted(found[1].columns) == ["f0", "f1", "f2"]
     assert sorted(wide.columns) == ["f0", "f1", "f2", "f3", "f4"]  # the caller's profile is left alone
+
+
+def test_a_column_that_changes_kind_between_buckets_breaks_nothing(store_factory: Callable[..., Store]) -> None:
+    store = store_factory(bucket=1.0, retention=3600.0)
+    numeric = Profile("m", "input", start=T0, end=T0 + 1).update({"x": [1.0, 2.0], "y": [1.0, 1.0]})
+    categorical = Profile("m", "input", start=T0 + 1, end=T0 + 2).update({"x": ["a", "b"], "y": [3.0, 4.0]})
+    assert store.write([numeric], now=T0 + 1.5) == ["accepted"]
+    assert store.write([categorical], now=T0 + 2.5) == ["accepted"]        # another bucket: accepted
+    assert store.maintain(T0 + 30) >= 2                                    # and merged upwards all the same
+    merged = store.merged("m", "input", T0, T0 + 10, T0 + 30)
+    assert merged is not None and merged.columns["x"].kind == "numeric" and merged.columns["x"].count == 2
+    assert merged.columns["y"].count == 4 and merged.rows == 4

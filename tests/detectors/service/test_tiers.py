@@ -6,7 +6,6 @@ import math
 import random
 
 import pytest
-
 from servewatch.detectors.service.tiers import Layout
 
 
@@ -65,7 +64,7 @@ def test_covers_are_exact_disjoint_and_complete(bucket: float, retention: float)
         if hi <= oldest:
             assert chosen == []
             continue
-        for (a_start, a_end, _), (b_start, _, _) in zip(chosen, chosen[1:]):
+        for (_, a_end, _), (b_start, _, _) in zip(chosen, chosen[1:]):
             assert a_end <= b_start, "buckets overlap"
             assert a_end == b_start, f"a gap between {a_end} and {b_start}"
         assert chosen[0][0] <= oldest and chosen[-1][1] >= hi, "the window is not covered"
