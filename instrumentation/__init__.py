@@ -41,7 +41,7 @@ the patch is applied when the framework's module is imported, never by importing
 of ours so that its result and its exceptions pass through untouched:
 
 - with :func:`observe` when the wrapped function is the inference (it times the call; the callables run
-  after it, guarded)::
+  after it, guarded; a coroutine or a future the function returns is recorded when it completes)::
 
       def _batch(wrapped, instance, args, kwargs):
           return observe(wrapped, args, kwargs, framework="ray_serve", model=lambda: deployment_name(),
@@ -80,7 +80,8 @@ that runs there). Providers are our own, built on first use, never global; after
 afresh with a new ``service.instance.id``; at exit the last interval is flushed. A process killed by a signal
 (SIGKILL; uvicorn, which ends by re-raising SIGTERM; a worker the framework terminates) runs no exit hooks:
 call :func:`flush` from the framework's shutdown hook where there is one, or accept losing the last interval
-(at most ``SERVEWATCH_PROFILE_INTERVAL`` seconds of profiles; the metrics are cumulative and lose nothing).
+(at most one ``SERVEWATCH_PROFILE_INTERVAL`` of profiles and one ``OTEL_METRIC_EXPORT_INTERVAL`` of metric
+increments).
 """
 
 from __future__ import annotations

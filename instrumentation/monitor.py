@@ -165,20 +165,51 @@ def observe(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
             outputs: Callable[[Any], Any] | None = None, batch_size: Callable[[], int | None] | None = None,
             requests: Callable[[], int | None] | None = None) -> Any:
     """Call ``wrapped(*args, **kwargs)`` and record it. Its result or exception passes through untouched; the
-    callables (model name, inputs, outputs from the result, batch size, requests) run afterwards, guarded."""
+    callables (model name, inputs, outputs from the result, batch size, requests) run afterwards, guarded.
+
+    When ``wrapped`` is a coroutine function, the coroutine it returns is wrapped in one that records on
+    completion (await it as before); a returned future (``add_done_callback``) is recorded when it is done."""
     start = perf_counter()
+    report = functools.partial(_observed, framework, model, inputs, outputs, start, batch_size, requests)
     try:
         result = wrapped(*args, **kwargs)
     except Exception:
-        _observed(framework, model, inputs, None, NOTHING, perf_counter() - start, "error", batch_size, requests)
+        report(NOTHING, "error")
         raise
-    _observed(framework, model, inputs, outputs, result, perf_counter() - start, "ok", batch_size, requests)
+    if inspect.iscoroutine(result):
+        return _completed(result, report)
+    if callable(getattr(result, "add_done_callback", None)) and callable(getattr(result, "exception", None)):
+        try:
+            result.add_done_callback(lambda done: _future_done(done, report))
+            return result
+        except Exception as error:
+            errors.report(f"{framework}.hook", error)
+    report(result, "ok")
     return result
 
 
+async def _completed(coroutine: Any, report: Callable[[Any, str], None]) -> Any:
+    try:
+        result = await coroutine
+    except Exception:
+        report(NOTHING, "error")
+        raise
+    report(result, "ok")
+    return result
+
+
+def _future_done(future: Any, report: Callable[[Any, str], None]) -> None:
+    try:
+        failed = future.cancelled() or future.exception() is not None
+        report(NOTHING if failed else future.result(), "error" if failed else "ok")
+    except Exception as error:
+        errors.report("monitor", error)
+
+
 def _observed(framework: str, model: str | Callable[[], str], inputs: Callable[[], Any] | None,
-              outputs: Callable[[Any], Any] | None, result: Any, duration: float, outcome: str,
-              batch_size: Callable[[], int | None] | None, requests: Callable[[], int | None] | None) -> None:
+              outputs: Callable[[Any], Any] | None, start: float, batch_size: Callable[[], int | None] | None,
+              requests: Callable[[], int | None] | None, result: Any, outcome: str) -> None:
+    duration = perf_counter() - start
     try:
         name = model() if callable(model) else model
         received = inputs() if inputs is not None else NOTHING

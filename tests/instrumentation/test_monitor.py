@@ -148,3 +148,31 @@ def test_disabled_means_nothing_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
         assert runtime._runtime is None and runtime._disabled
     finally:
         runtime._runtime, runtime._disabled = None, False
+
+
+def test_observe_records_coroutines_and_futures_when_they_complete(spool: Path) -> None:
+    import concurrent.futures
+
+    async def batch(rows: list[float]) -> list[float]:
+        await asyncio.sleep(0.01)
+        if not rows:
+            raise ValueError("empty batch")
+        return [value * 2 for value in rows]
+
+    async def serve() -> list[float]:
+        pending = observe(batch, ([1.0, 2.0],), {}, framework="ray_serve", model="batched",
+                          inputs=lambda: [1.0, 2.0], requests=lambda: 2)
+        assert asyncio.iscoroutine(pending)
+        with pytest.raises(ValueError):
+            await observe(batch, ([],), {}, framework="ray_serve", model="batched")
+        return await pending
+
+    assert asyncio.run(serve()) == [2.0, 4.0]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = observe(pool.submit, (sum, [1.0, 2.0]), {}, framework="triton", model="future")
+        assert future.result() == 3.0
+    states = {state.name: state.stats.outcomes for state in runtime._runtime.recorder.states()}
+    assert (states["batched"]["ok"].requests, states["batched"]["error"].requests) == (2, 1)
+    assert states["batched"]["ok"].duration.count == 2 and states["batched"]["ok"].duration.sum >= 0.02
+    found = profiles(spool)
+    assert found[("batched", "prediction")][0].rows == 2 and found[("future", "prediction")][0].rows == 1
