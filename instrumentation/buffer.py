@@ -90,7 +90,10 @@ class SignalBuffer:
                 return
             if self._filled + rows > capacity:
                 self.flush()
-            block[self._filled:self._filled + rows] = data
+            if rows == 1:
+                block[self._filled] = data  # a row index is cheaper than a slice (numpy drops the leading 1)
+            else:
+                block[self._filled:self._filled + rows] = data
             self._filled += rows
             if self._filled == capacity:
                 self.flush()
