@@ -19,7 +19,8 @@ A decorated function's own exceptions propagate unchanged (the call counts as ``
 servewatch does can raise into it. ``inputs`` picks the argument holding the model's input: a parameter
 name, a position, or a callable taking the function's ``(*args, **kwargs)``; by default the first parameter
 other than ``self``/``cls``. ``outputs`` maps the return value to what is profiled (default: all of it).
-``batched=False`` says the function takes and returns one sample, not a batch. Generators are not supported.
+``batched=False`` says the function takes and returns one sample, not a batch. Generator functions are left
+undecorated (reported once as ``monitor``): use the context manager around what they yield.
 
 ``observe`` is the same for a hook wrapping a framework's function whose model name and input are only known
 per call (everything but the wrapped call runs guarded)::
@@ -101,6 +102,10 @@ class Monitor:
     # -- as a decorator -------------------------------------------------------------------------------------
 
     def __call__(self, function: F) -> F:
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            errors.report("monitor", TypeError(f"monitor({self.model!r}) cannot follow the generator "
+                                               f"{getattr(function, '__qualname__', function)}; it is left as it is"))
+            return function
         pick = _picker(function, self.inputs)
         record_call = self._record
 

@@ -176,3 +176,13 @@ def test_observe_records_coroutines_and_futures_when_they_complete(spool: Path) 
     assert states["batched"]["ok"].duration.count == 2 and states["batched"]["ok"].duration.sum >= 0.02
     found = profiles(spool)
     assert found[("batched", "prediction")][0].rows == 2 and found[("future", "prediction")][0].rows == 1
+
+
+def test_generators_are_left_undecorated_and_reported() -> None:
+    errors.reset()
+
+    def stream(x: int):  # type: ignore[no-untyped-def]
+        yield x
+
+    assert monitor("m")(stream) is stream
+    assert list(stream(1)) == [1] and errors.counts() == {"monitor": 1}
