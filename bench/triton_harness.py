@@ -1,10 +1,11 @@
-"""Real processes for the Triton tests and benchmark: the detector, a PyTriton app, the bundled tritonserver.
+"""Real processes for the Triton benchmark and integration tests: the detector, a PyTriton app, the bundled
+tritonserver, the example client.
 
-    harness = load_harness()                       # tests are not a package: loaded by path
-    with harness.Processes(tmp_path) as processes:
-        detector = harness.start_detector(processes, spec_path)
-        app = harness.start_pytriton_app(processes, env={...})
-        harness.wait_for(lambda: ..., 60, "what", processes)     # on timeout: the tail of every log
+    from triton_harness import Processes, start_detector, start_pytriton_app, wait_for   # tests load it by path
+    with Processes(tmp_path) as processes:
+        detector = start_detector(processes, spec_path)
+        app, ports = start_pytriton_app(processes, serving_environment(detector, spec_path))
+        wait_for(lambda: ..., 60, "what", processes)     # on timeout: the tail of every log
     # every process (and its process group: tritonserver, python-backend stubs) is stopped on exit
 
 They run from the virtual environment of the running interpreter (``.venv-triton``: Debian's python3.11, numpy<2,
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "triton"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "triton"
 START_TIMEOUT = 120.0
 """Seconds a server may take to become ready (a loaded 2-core machine is slow)."""
 

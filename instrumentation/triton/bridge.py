@@ -96,20 +96,28 @@ class BridgeExporter:
 
 def start_in_process(url: str, models: Callable[[], Collection[str]], *, framework: str) -> BridgeExporter | None:
     """Bridge ``url`` for the ``models`` this serving process instruments (PyTriton): queue time into the
-    instrumentation's metrics, the rest through a :class:`BridgeExporter` under the process's identity."""
+    instrumentation's metrics, the rest through a :class:`BridgeExporter` under the process's identity (GPU
+    gauges only where the process does not read NVML itself)."""
     from servewatch.instrumentation.runtime import current
 
     runtime = current(framework)
     if runtime is None:  # SERVEWATCH_DISABLED
         return None
     settings = runtime.settings
-    metrics = TritonMetrics(url, models=models, framework=framework, requests=False,
+    metrics = TritonMetrics(url, models=models, framework=framework, requests=False, gpus=not _reads_nvml(),
                             delta=settings.delta_histograms)
     observe_queue_time(metrics.queue_seconds, framework=framework)
     if settings.metrics_exporter == "none":
         return None
     log.info("servewatch: reading Triton's metrics at %s (queue and compute time, GPU)", url)
     return BridgeExporter(metrics, settings, instance_id=runtime.instance_id).start()
+
+
+def _reads_nvml() -> bool:
+    """Whether this process reports its GPUs itself (nvidia-ml-py is installed: the ``gpu`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pynvml") is not None
 
 
 def run_sidecar(url: str, *, models: Collection[str] | None = None, requests: bool = True,

@@ -31,10 +31,17 @@ class PyTritonInstrumentor(ServewatchInstrumentor):
     instruments = _instruments_pytriton
 
     def _patch(self, **kwargs: Any) -> None:
-        from .pytriton import handler_init, server_init
+        from .pytriton import handler_init, server_init, set_active
 
+        set_active(True)
         self.wrap("pytriton.proxy.inference", "InferenceHandler.__init__", handler_init)
         self.wrap("pytriton.triton", "Triton._initialize_server", server_init)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        super()._uninstrument(**kwargs)
+        from .pytriton import set_active
+
+        set_active(False)
 
 
 class TritonClientInstrumentor(ServewatchInstrumentor):

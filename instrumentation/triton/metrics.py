@@ -162,14 +162,17 @@ def _unescape(value: str) -> str:
 
 class TritonMetrics:
     """Reads one Triton metrics endpoint for the watched ``models`` (a collection, a callable returning one,
-    or None for every model) and reports it under servewatch's names (module docstring)."""
+    or None for every model) and reports it under servewatch's names (module docstring). ``requests`` adds
+    the request series, ``gpus=False`` leaves the GPU gauges to NVML in the process
+    (:mod:`servewatch.instrumentation.gpu`), ``delta`` makes the histograms delta."""
 
     def __init__(self, url: str, *, models: Collection[str] | Callable[[], Collection[str]] | None = None,
-                 framework: str = "triton", requests: bool = False, delta: bool = False,
+                 framework: str = "triton", requests: bool = False, gpus: bool = True, delta: bool = False,
                  read: Callable[[str], str] | None = None) -> None:
         self.url = url
         self.framework = framework
         self.requests = requests
+        self.gpus = gpus
         self.delta = delta
         self._models = models
         self._read = read or _read_url
@@ -218,6 +221,8 @@ class TritonMetrics:
             meter.create_observable_counter(
                 "servewatch.inference.requests", [self._requests], unit="{request}",
                 description="Inference requests served, by outcome")
+        if not self.gpus:
+            return
         for name, which, unit, description in (
                 ("hw.gpu.utilization", "utilization", "1", "Fraction of time the GPU was busy"),
                 ("hw.gpu.memory.usage", "memory_used", "By", "GPU memory in use"),

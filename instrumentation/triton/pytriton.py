@@ -36,15 +36,23 @@ from servewatch.instrumentation.guard import errors
 
 from .tensors import merge_requests, rows
 
-__all__ = ["FRAMEWORK", "bound_models", "handler_init", "server_init"]
+__all__ = ["FRAMEWORK", "bound_models", "handler_init", "server_init", "set_active"]
 
 FRAMEWORK = "pytriton"
 """The ``ml.framework`` of what PyTriton models report."""
 
 _lock = threading.Lock()
+_active = True
 _bound: set[str] = set()
 _metrics_urls: list[str] = []
 _bridge_started = False
+
+
+def set_active(active: bool) -> None:
+    """Turn reporting on or off (``uninstrument`` turns it off: handlers created before keep their wrapper,
+    which then only passes the calls through)."""
+    global _active
+    _active = active
 
 
 def bound_models() -> frozenset[str]:
@@ -104,6 +112,8 @@ def _observed(inner: Callable[[Any], AsyncIterator[Any]], model: str, batched: b
 
 
 def _report(model: str, batched: bool, requests: Any, answers: list[Any], outcome: str, duration: float) -> None:
+    if not _active:
+        return
     if not _bridge_started:
         _start_bridge()
     try:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-_spec = importlib.util.spec_from_file_location(
-    "servewatch_triton_harness", Path(__file__).parents[1] / "instrumentation" / "triton" / "harness.py")
+_spec = importlib.util.spec_from_file_location("triton_harness",
+                                               Path(__file__).parents[2] / "bench" / "triton_harness.py")
 harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 sys.modules[_spec.name] = harness  # type: ignore[union-attr]
 _spec.loader.exec_module(harness)  # type: ignore[union-attr]
@@ -69,11 +69,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             sent["churn", "error"] += failed
             rows["churn"] += 8 * ok
 
+        def iris(requests: int) -> None:
+            ok, _ = harness.send("--url", grpc, "--protocol", "grpc", "--model", "iris", "--requests", str(requests),
+                                 "--batch", "4", "--seed", str(seed))
+            sent["iris", "ok"] += ok
+            rows["iris"] += 4 * ok
+
+        seed = 1
         start = time.monotonic()
         churn("--mode", "async", "--concurrency", "8", "--requests", "40", "--errors", "3", "--seed", "1")
-        ok, _ = harness.send("--url", grpc, "--protocol", "grpc", "--model", "iris", "--requests", "30", "--batch", "4")
-        sent["iris", "ok"] += ok
-        rows["iris"] += 4 * ok
+        iris(30)
         seed = 2
         while time.monotonic() - start < WARMUP:                       # reference traffic
             churn("--mode", "async", "--concurrency", "8", "--requests", "20", "--seed", str(seed))
@@ -83,6 +88,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             nonlocal seed
             churn("--protocol", "grpc", "--url", grpc, "--mode", "aio", "--concurrency", "8", "--requests", "20",
                   "--shift", "30", "--seed", str(seed))
+            iris(5)
             seed += 1
             values = {labels["feature"]: value for labels, value in
                       detector.values("servewatch_drift_ks", model="churn", signal="input", window="5s")}

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-_spec = importlib.util.spec_from_file_location(
-    "servewatch_triton_harness", Path(__file__).parents[1] / "instrumentation" / "triton" / "harness.py")
+_spec = importlib.util.spec_from_file_location("triton_harness",
+                                               Path(__file__).parents[2] / "bench" / "triton_harness.py")
 harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 sys.modules[_spec.name] = harness  # type: ignore[union-attr]
 _spec.loader.exec_module(harness)  # type: ignore[union-attr]

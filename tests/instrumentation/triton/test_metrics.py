@@ -183,3 +183,8 @@ def test_bucketless_histograms_encode_as_otlp() -> None:
     duration = histograms["servewatch.inference.duration"]
     assert (duration.count, duration.sum, list(duration.bucket_counts)) == (100, 2.0, [100])
     assert not duration.HasField("min") and not duration.HasField("max")
+
+
+def test_gpu_gauges_can_be_left_to_nvml() -> None:
+    capture = collected(TritonMetrics("http://unused", gpus=False, read=lambda url: TEXT))
+    assert capture.points("hw.gpu.utilization") == [] and capture.points("servewatch.inference.compute.time")
