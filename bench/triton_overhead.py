@@ -44,7 +44,6 @@ def load(url: str, seconds: float, concurrency: int, batch: int, seed: int) -> t
     """``concurrency`` clients inferring for ``seconds``: (requests per second, latencies in s, failures)."""
     import numpy as np
     import tritonclient.grpc as grpc
-
     from churn import customers
 
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
@@ -90,11 +89,10 @@ def hook_cost(batch: int, calls: int = 2000) -> tuple[float, float]:
     import asyncio
 
     import numpy as np
+    from churn import customers, score
     from pytriton.decorators import batch as batched
     from pytriton.proxy.inference import _AsyncGenForCallableAdapter
     from pytriton.proxy.types import Request
-
-    from churn import customers, score
     from servewatch.instrumentation.triton.pytriton import _observed
 
     sys.path.insert(0, str(Path(__file__).parent))

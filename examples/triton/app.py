@@ -15,11 +15,10 @@ import argparse
 import logging
 
 import numpy as np
+from churn import FEATURES, score
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
-
-from churn import FEATURES, score
 
 _IRIS = np.array([[0.4, 1.0, -2.2, -1.0], [0.4, -1.5, 0.5, -1.2], [-0.8, -1.2, 2.3, 2.2]], dtype=np.float32)
 

@@ -57,7 +57,6 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
-
 from servewatch.instrumentation.guard import guard
 
 __all__ = ["MAX_AGE", "GpuFigures", "ModelFigures", "Snapshot", "TritonMetrics", "parse_metrics"]

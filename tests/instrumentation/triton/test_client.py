@@ -18,12 +18,11 @@ import tritonclient.grpc as grpc  # noqa: E402
 import tritonclient.grpc.aio as grpc_aio  # noqa: E402
 import tritonclient.http as http  # noqa: E402
 import tritonclient.http.aio as http_aio  # noqa: E402
-from tritonclient.utils import InferenceServerException  # noqa: E402
-
 from servewatch.exporters.spool import read_spool  # noqa: E402
 from servewatch.instrumentation import errors, flush, runtime  # noqa: E402
 from servewatch.instrumentation.triton import TritonClientInstrumentor  # noqa: E402
 from servewatch.instrumentation.triton.client import client_inputs  # noqa: E402
+from tritonclient.utils import InferenceServerException  # noqa: E402
 
 CLOSED = "127.0.0.1:9"   # discard: nothing listens
 FAILURES = (InferenceServerException, ConnectionError)   # what the clients raise themselves when nobody answers

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
-
 from servewatch.exporters.metrics import MetricsPipeline
 from servewatch.instrumentation import errors
 from servewatch.instrumentation.triton.metrics import TritonMetrics, parse_metrics

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from servewatch.exporters.spool import read_spool
 from servewatch.instrumentation import errors, flush, runtime
 from servewatch.instrumentation.triton import MonitoredPythonModel

@@ -19,7 +19,6 @@ from pytriton.model_config.triton_model_config import TritonModelConfig  # noqa:
 from pytriton.models.model import _inject_triton_context  # noqa: E402
 from pytriton.proxy import inference  # noqa: E402
 from pytriton.proxy.types import Request  # noqa: E402
-
 from servewatch.exporters.spool import read_spool  # noqa: E402
 from servewatch.instrumentation import errors, flush, runtime  # noqa: E402
 from servewatch.instrumentation.triton import PyTritonInstrumentor  # noqa: E402

@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
-
 from servewatch.instrumentation.triton import MonitoredPythonModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # examples/triton: the model app.py serves too
