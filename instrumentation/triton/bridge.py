@@ -52,46 +52,60 @@ class BridgeExporter:
     """Exports a :class:`~servewatch.instrumentation.triton.metrics.TritonMetrics` every metric interval."""
 
     def __init__(self, metrics: TritonMetrics, settings: Settings, *, instance_id: str | None = None) -> None:
-        from servewatch.exporters.metrics import MetricsPipeline, otlp_metric_exporter
-        from servewatch.exporters.resource import process_resource
-
         self.metrics = metrics
         self.interval = settings.metric_interval
-        protocol = "console" if settings.metrics_exporter == "console" else settings.metrics_protocol
-        resource = process_resource(framework=metrics.framework, instance_id=instance_id)
-        self._pipeline = MetricsPipeline(resource, otlp_metric_exporter(protocol), producers=[metrics.produce],
-                                         timeout=settings.metric_timeout,
-                                         on_failure=lambda: errors.report("triton.metrics.export"))
-        metrics.register(self._pipeline.meter())
+        self._settings = settings
+        self._instance_id = instance_id
+        self._pipeline: Any = None
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="servewatch-triton-metrics", daemon=True)
 
     def start(self) -> BridgeExporter:
+        """Start the thread (the exporter is built there, so the caller never waits for it)."""
         self._thread.start()
         atexit.register(self.stop)
         return self
 
+    def _build(self) -> None:
+        from servewatch.exporters.metrics import MetricsPipeline, otlp_metric_exporter
+        from servewatch.exporters.resource import process_resource
+
+        settings = self._settings
+        protocol = "console" if settings.metrics_exporter == "console" else settings.metrics_protocol
+        resource = process_resource(framework=self.metrics.framework, instance_id=self._instance_id)
+        pipeline = MetricsPipeline(resource, otlp_metric_exporter(protocol), producers=[self.metrics.produce],
+                                   timeout=settings.metric_timeout,
+                                   on_failure=lambda: errors.report("triton.metrics.export"))
+        self.metrics.register(pipeline.meter())
+        self._pipeline = pipeline
+
     def collect(self) -> None:
-        """Read the endpoint and export once, now."""
+        """Read the endpoint and export once, now (building the exporter first if it is still missing)."""
         with guard("triton.metrics.export"):
+            if self._pipeline is None:
+                self._build()
             self._pipeline.collect()
 
     def _run(self) -> None:
         try:
+            with guard("triton.metrics.export"):
+                self._build()
             while not self._stop.wait(self.interval):
                 self.collect()
             self.collect()
-            with guard("triton.metrics.export"):
-                self._pipeline.shutdown()
+            if self._pipeline is not None:
+                with guard("triton.metrics.export"):
+                    self._pipeline.shutdown()
         finally:
             self._done.set()
 
     def stop(self, timeout: float = EXIT_TIMEOUT) -> None:
-        """Export a last time and stop (waits at most ``timeout`` seconds)."""
+        """Export a last time and stop reading the endpoint (waits at most ``timeout`` seconds)."""
         self._stop.set()
         if self._thread.is_alive():
             self._done.wait(timeout)
+        self.metrics.close()
 
 
 def start_in_process(url: str, models: Callable[[], Collection[str]], *, framework: str) -> BridgeExporter | None:

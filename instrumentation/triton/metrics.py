@@ -181,13 +181,16 @@ class TritonMetrics:
         self._start_ns = time.time_ns()
         self._previous: dict[tuple[str, str], tuple[int, float, float]] = {}
         self._queue_read = False
+        self._closed = False
 
     # -- reading ---------------------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """The figures of the watched models, read now or at most :data:`MAX_AGE` seconds ago; an empty
-        snapshot when the endpoint cannot be read (counted as ``triton.metrics``)."""
+        snapshot when the endpoint cannot be read (counted as ``triton.metrics``) or after :meth:`close`."""
         with self._lock:
+            if self._closed:
+                return Snapshot()
             now = time.monotonic()
             if self._snapshot is None or now - self._read_at > MAX_AGE:
                 snapshot = None
@@ -199,6 +202,12 @@ class TritonMetrics:
         if watched is None:
             return snapshot
         return Snapshot({name: figures for name, figures in snapshot.models.items() if name in watched}, snapshot.gpus)
+
+    def close(self) -> None:
+        """Stop reading: from now on every figure is empty (a queue-time source registered with the
+        instrumentation stays registered, and reports nothing)."""
+        with self._lock:
+            self._closed = True
 
     def queue_seconds(self) -> dict[str, float]:
         """``{model: cumulative queue seconds}``: the source for ``observe_queue_time`` (whose first reading is

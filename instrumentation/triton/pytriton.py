@@ -112,22 +112,26 @@ def _observed(inner: Callable[[Any], AsyncIterator[Any]], model: str, batched: b
 
 
 def _report(model: str, batched: bool, requests: Any, answers: list[Any], outcome: str, duration: float) -> None:
+    """Record one call; never raises (it runs in the ``finally`` of the callable's generator)."""
     if not _active:
         return
-    if not _bridge_started:
-        _start_bridge()
     try:
-        inputs = merge_requests([request.data for request in requests], batched=batched)
-        outputs: Any = NOTHING
-        if outcome == "ok":
-            outputs = merge_requests([answer for responses in answers for answer in responses], batched=batched)
-        size = rows(inputs) if batched else len(requests)
+        count = len(requests)
+        try:
+            inputs = merge_requests([request.data for request in requests], batched=batched)
+            outputs: Any = NOTHING
+            if outcome == "ok":
+                outputs = merge_requests([answer for responses in answers for answer in responses], batched=batched)
+            size = rows(inputs) if batched else count
+        except Exception as error:  # odd request objects: the call still counts
+            errors.report("pytriton.hook", error)
+            inputs, outputs, size = NOTHING, NOTHING, None
+        record(model, inputs, outputs, duration=duration, batch_size=size, outcome=outcome, framework=FRAMEWORK,
+               requests=count)
+        if not _bridge_started:
+            _start_bridge()
     except Exception as error:
         errors.report("pytriton.hook", error)
-        record(model, duration=duration, outcome=outcome, framework=FRAMEWORK, requests=len(requests))
-        return
-    record(model, inputs, outputs, duration=duration, batch_size=size, outcome=outcome, framework=FRAMEWORK,
-           requests=len(requests))
 
 
 def _start_bridge() -> None:
