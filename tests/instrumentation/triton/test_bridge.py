@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servewatch.instrumentation import flush, runtime
 from servewatch.instrumentation.settings import Settings
 from servewatch.instrumentation.triton.bridge import BridgeExporter, main, start_in_process
