@@ -110,7 +110,11 @@ def _http_async_infer(wrapped: Callable[..., Any], instance: Any, args: tuple[An
                       kwargs: dict[str, Any]) -> Any:
     """http ``async_infer``: the call is reported when ``get_result`` first hands out its outcome."""
     start = perf_counter()
-    handle = wrapped(*args, **kwargs)
+    try:
+        handle = wrapped(*args, **kwargs)
+    except Exception:  # refused before it was sent
+        _report(args, kwargs, NOTHING, perf_counter() - start)
+        raise
     with guard("tritonclient.async"):
         setattr(handle, _CALL, (args, kwargs, start))
     return handle
@@ -161,7 +165,11 @@ def _grpc_async_infer(wrapped: Callable[..., Any], instance: Any, args: tuple[An
         args = (*args[:2], reported, *args[3:])
     else:
         kwargs = {**kwargs, "callback": reported}
-    return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception:  # refused before it was sent: the callback will never run
+        _report(args, kwargs, NOTHING, perf_counter() - start)
+        raise
 
 
 def _report(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, duration: float) -> None:

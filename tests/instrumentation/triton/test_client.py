@@ -111,3 +111,15 @@ def test_aio_calls_that_fail(instrumented: Path) -> None:
         assert not type(raised.value).__module__.startswith("servewatch")
         assert outcomes(model) == {"ok": 0, "error": 1}
     assert errors.counts() == {}
+
+
+def test_calls_refused_before_sending_count_as_errors(instrumented: Path) -> None:
+    rows = np.ones((1, 4), np.float32)
+    with pytest.raises(InferenceServerException, match="model version"):
+        http.InferenceServerClient(CLOSED).async_infer("refused-http", [features(http, rows)], model_version=1)
+    assert outcomes("refused-http") == {"ok": 0, "error": 1}
+    called: list[object] = []
+    with pytest.raises(InferenceServerException, match="model version"):
+        grpc.InferenceServerClient(CLOSED).async_infer("refused-grpc", [features(grpc, rows)],
+                                                       lambda result, error: called.append(error), model_version=1)
+    assert outcomes("refused-grpc") == {"ok": 0, "error": 1} and called == []
