@@ -136,11 +136,12 @@ def _reads_nvml() -> bool:
 
 def run_sidecar(url: str, *, models: Collection[str] | None = None, requests: bool = True,
                 framework: str = "triton") -> BridgeExporter | None:
-    """Start bridging ``url`` from this (otherwise idle) process; None when servewatch is disabled."""
+    """Start bridging ``url`` from this (otherwise idle) process; None when servewatch is disabled or
+    ``OTEL_METRICS_EXPORTER=none`` leaves it nothing to send."""
     from servewatch.instrumentation.runtime import current
 
     runtime = current(framework)
-    if runtime is None:
+    if runtime is None or runtime.settings.metrics_exporter == "none":
         return None
     settings = runtime.settings
     if models is None and runtime.spec.models:
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bridge = run_sidecar(args.url, models=frozenset(args.models) if args.models else None, requests=args.requests,
                          framework=args.framework)
     if bridge is None:
-        print("servewatch is disabled (SERVEWATCH_DISABLED): nothing to do", file=sys.stderr)
+        print("servewatch: nothing to do (SERVEWATCH_DISABLED=true or OTEL_METRICS_EXPORTER=none)", file=sys.stderr)
         return 0
     stopped = threading.Event()
 

@@ -62,3 +62,13 @@ def test_the_sidecar_command_line_is_documented() -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
+
+
+def test_the_sidecar_has_nothing_to_do_without_a_metrics_exporter(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SERVEWATCH_DISABLED", "true")
+    try:
+        assert main(["--url", "http://127.0.0.1:9/metrics"]) == 0
+    finally:
+        runtime._runtime, runtime._disabled = None, False
+    assert "nothing to do" in capsys.readouterr().err
