@@ -59,7 +59,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
 from servewatch.instrumentation.guard import guard
 
-__all__ = ["MAX_AGE", "GpuFigures", "ModelFigures", "Snapshot", "TritonMetrics", "parse_metrics"]
+__all__ = ["GpuFigures", "MAX_AGE", "ModelFigures", "Snapshot", "TritonMetrics", "parse_metrics"]
 
 MAX_AGE = 1.0
 """Seconds one reading of the endpoint is reused (one collection asks several times)."""

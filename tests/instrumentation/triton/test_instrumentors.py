@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import subprocess
 import sys
@@ -66,3 +67,14 @@ def test_tritonclient_patch_and_restore() -> None:
     finally:
         instrumentor.uninstrument()
     assert all(owner.__dict__[name] is function for (owner, name), function in originals.items())
+
+
+@pytest.mark.parametrize("name", ["", ".bridge", ".client", ".instrumentors", ".metrics", ".package",
+                                  ".python_backend", ".pytriton", ".tensors"])
+def test_every_module_documents_and_exports_itself_without_the_frameworks(name: str) -> None:
+    module = importlib.import_module(f"servewatch.instrumentation.triton{name}")
+    assert module.__doc__ and module.__doc__.strip()
+    exported = list(module.__all__)
+    assert exported == sorted(exported)
+    for symbol in exported:
+        assert getattr(module, symbol) is not None, symbol
