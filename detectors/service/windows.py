@@ -9,12 +9,14 @@ Usage (inside the evaluator)::
     found.profile, found.signature                           # None when the window holds no bucket
 
 A window's buckets (see :meth:`Layout.cover <servewatch.detectors.service.tiers.Layout.cover>`) split into
-*sealed* ones, which no longer change, and the few recent *open* ones. The merge of the sealed buckets is
-kept per window: unchanged, it is reused; when buckets only joined it, they are merged in; when one left
-(the window slid past it) or changed (late data), it is rebuilt. Each evaluation then copies it and merges
-in the open buckets, merged once per series (all windows of a series end with the same open buckets).
-``signature`` names exactly which bucket versions a window holds, so the evaluator can skip a comparison
-whose inputs did not change.
+*sealed* ones, which no longer change, and the few recent *open* ones. The sealed ones come in runs, one per
+tier and side of the window (e.g. for 1h: minutes at the old end, ten-minute buckets, minutes at the new
+end), and the merge of each run is kept: unchanged, it is reused; when buckets only joined it, they are
+merged in; when one left (the window slid past it) or changed (late data), that run alone is merged again.
+So sliding a window by a minute re-merges the few minute buckets at its old end, not the whole window. The
+runs' merge is kept too; each evaluation copies it and merges in the open buckets, merged once per series
+(all windows of a series end with the same open buckets). ``signature`` names exactly which bucket
+versions a window holds, so the evaluator can skip a comparison whose inputs did not change.
 """
 
 from __future__ import annotations
@@ -67,12 +69,40 @@ class Window:
     signature: tuple[tuple[Key, ...], tuple[Key, ...]]
 
 
-class _Entry:
-    __slots__ = ("sealed", "keys", "used")
+class _Part:
+    """The merge of some buckets, and which (tier, start, version) they were."""
+
+    __slots__ = ("keys", "profile")
 
     def __init__(self) -> None:
-        self.sealed: Profile | None = None
         self.keys: tuple[Key, ...] = ()
+        self.profile: Profile | None = None
+
+    def update(self, keys: tuple[Key, ...], loader: Loader) -> bool:
+        """Bring the merge to ``keys``: nothing to do, merge the new buckets in, or merge them all again.
+        True when it had to start over."""
+        if keys == self.keys:
+            return False
+        known = set(self.keys)
+        rebuilt = self.profile is None or not known.issubset(keys)
+        if rebuilt:
+            self.profile, known = None, set()
+        for key in keys:
+            if key not in known:
+                profile = loader(key)
+                if profile is not None:
+                    self.profile = profile.copy() if self.profile is None else merge_into(self.profile, profile)
+        self.keys = keys
+        return rebuilt and bool(known or keys)
+
+
+class _Entry:
+    __slots__ = ("parts", "keys", "sealed", "used")
+
+    def __init__(self) -> None:
+        self.parts: dict[tuple[int, int], _Part] = {}
+        self.keys: tuple[tuple[tuple[int, int], tuple[Key, ...]], ...] = ()
+        self.sealed: Profile | None = None
         self.used = True
 
 
@@ -84,35 +114,45 @@ class Windows:
         self.layout = store.layout
         self._entries: dict[Hashable, _Entry] = {}
         self.rebuilds = 0
-        """How many times a window's sealed part was merged again from its buckets (for benchmarks)."""
+        """How many times a run of a window's sealed buckets was merged again from scratch (for benchmarks)."""
 
     def profile(self, name: Hashable, loader: Loader, index: BucketIndex, lo: float,
                 hi: float, now: float) -> Window:
         """The merged window ``(lo, hi]`` of ``loader``'s series at ``now``; ``name`` keys its cache entry."""
-        keys = index.select(self.layout.cover(lo, hi, now))
-        sealed = tuple(key for key in keys if self.layout.sealed(key[1], key[0], now))
-        open_ = tuple(key for key in keys if not self.layout.sealed(key[1], key[0], now))
+        runs: list[tuple[tuple[int, int], tuple[Key, ...]]] = []
+        open_: list[Key] = []
+        seen: dict[int, int] = {}
+        for span in self.layout.cover(lo, hi, now):
+            keys = index.select([span])
+            sealed = tuple(key for key in keys if self.layout.sealed(key[1], key[0], now))
+            open_.extend(key for key in keys if not self.layout.sealed(key[1], key[0], now))
+            if sealed:
+                ordinal = seen[span.tier] = seen.get(span.tier, -1) + 1
+                runs.append(((span.tier, ordinal), sealed))
         entry = self._entries.get(name)
         if entry is None:
             entry = self._entries[name] = _Entry()
         entry.used = True
-        if sealed != entry.keys:
-            known = set(entry.keys)
-            if entry.sealed is not None and known.issubset(sealed):
-                fresh = [key for key in sealed if key not in known]
-            else:
-                self.rebuilds += 1
-                entry.sealed, fresh = None, list(sealed)
-            for key in fresh:
-                profile = loader(key)
-                if profile is not None:
-                    entry.sealed = profile.copy() if entry.sealed is None else merge_into(entry.sealed, profile)
-            entry.keys = sealed
+        layout = tuple(runs)
+        if layout != entry.keys:
+            parts = {}
+            for part_name, keys in runs:
+                part = entry.parts.get(part_name) or _Part()
+                self.rebuilds += part.update(keys, loader)
+                parts[part_name] = part
+            entry.parts, entry.keys = parts, layout
+            profiles = [part.profile for part in parts.values() if part.profile is not None]
+            entry.sealed = profiles[0] if len(profiles) == 1 else None
+            if len(profiles) > 1:
+                entry.sealed = profiles[0].copy()
+                for profile in profiles[1:]:
+                    merge_into(entry.sealed, profile)
         window = entry.sealed
-        recent = loader.merged(open_) if open_ else None
+        recent = loader.merged(tuple(open_)) if open_ else None
         if recent is not None:
             window = merge_into(window.copy(), recent) if window is not None else recent.copy()
-        return Window(window, (sealed, open_))
+        sealed_keys = tuple(key for _, keys in runs for key in keys)
+        return Window(window, (sealed_keys, tuple(open_)))
 
     def sweep(self) -> None:
         """Forget windows not asked for since the last sweep (models that went away, changed specs)."""
