@@ -7,8 +7,10 @@ plain, one under ``opentelemetry-instrument`` with the example's spec, exporting
 10 s to a real ``servewatch detect`` on the same machine (queue and compute time read from Triton's metrics
 endpoint too). Both run for the whole benchmark; rounds alternate which is loaded first, each side getting
 ``--seconds`` of requests from ``--concurrency`` gRPC clients (one ``InferenceServerClient`` per thread, each
-request ``--batch`` rows) after a warm-up. Per round: requests per second, p50 and p99 latency; printed: each
-side's medians and the median of the per-round ratios. Targets: throughput >= 97% of the baseline, p50
+request ``--batch`` rows) after a warm-up. Per round: requests per second, p50 and p99 latency, and the CPU
+time the server's process group (app, tritonserver, stub) used per request, which neighbours on a shared
+machine disturb less than wall-clock figures; printed: each side's medians and the median of the per-round
+ratios. First, the hook's own cost per call, measured in this process. Targets: throughput >= 97% of the baseline, p50
 within +3%. Needs .venv-triton (PyTriton, numpy<2); run from another interpreter it re-runs itself there.
 """
 
@@ -120,6 +122,24 @@ def hook_cost(batch: int, calls: int = 2000) -> tuple[float, float]:
         loop.close()
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group ``pgid`` (the app, its
+    tritonserver and the python-backend stub)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:            # fields after the command: state, ppid, pgrp, ..., utime, stime
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -149,31 +169,37 @@ def main() -> None:
         detector = harness.start_detector(processes, spec)
         env = harness.serving_environment(detector, spec, {"SERVEWATCH_PROFILE_INTERVAL": "10",
                                                            "OTEL_METRIC_EXPORT_INTERVAL": "10000"})
-        _, plain = harness.start_pytriton_app(processes, harness.environment(), instrumented=False, name="plain")
-        _, watched = harness.start_pytriton_app(processes, env, name="instrumented")
+        plain_app, plain = harness.start_pytriton_app(processes, harness.environment(), instrumented=False,
+                                                      name="plain")
+        watched_app, watched = harness.start_pytriton_app(processes, env, name="instrumented")
         sides = {"baseline": f"127.0.0.1:{plain.grpc}", "servewatch": f"127.0.0.1:{watched.grpc}"}
+        groups = {"baseline": plain_app.popen.pid, "servewatch": watched_app.popen.pid}
         for url in sides.values():                                           # warm-up
             load(url, 2.0, args.concurrency, args.batch, 0)
-        results: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}
+        results: dict[str, list[tuple[float, float, float, float]]] = {side: [] for side in sides}
         print(f"PyTriton churn model, {args.concurrency} concurrent gRPC clients, batch {args.batch}, "
               f"{args.seconds:g}s per side per round")
         for index in range(args.rounds):
             order = list(sides) if index % 2 == 0 else list(reversed(sides))
             line = []
             for side in order:
+                cpu = group_cpu(groups[side])
                 throughput, latencies, failed = load(sides[side], args.seconds, args.concurrency, args.batch, index + 1)
+                cpu = (group_cpu(groups[side]) - cpu) / max(1, len(latencies))
                 if failed:
                     raise SystemExit(f"{side}: {failed} requests failed\n{processes.tails()}")
                 p50, p99 = quantile(latencies, 0.5), quantile(latencies, 0.99)
-                results[side].append((throughput, p50, p99))
-                line.append(f"{side} {throughput:7.1f} req/s p50 {p50 * 1e3:6.2f} ms p99 {p99 * 1e3:6.2f} ms")
+                results[side].append((throughput, p50, p99, cpu))
+                line.append(f"{side} {throughput:7.1f} req/s p50 {p50 * 1e3:5.2f} ms p99 {p99 * 1e3:6.2f} ms "
+                            f"cpu {cpu * 1e6:4.0f} us/req")
             print(f"round {index + 1}: " + " | ".join(line), flush=True)
         base, ours = results["baseline"], results["servewatch"]
-        ratios = [[o[i] / b[i] for b, o in zip(base, ours)] for i in range(3)]
+        ratios = [[o[i] / b[i] for b, o in zip(base, ours)] for i in range(4)]
         for i, (name, target, better) in enumerate((("throughput", 0.97, "higher"), ("p50 latency", 1.03, "lower"),
-                                                     ("p99 latency", None, "lower"))):
+                                                     ("p99 latency", None, "lower"),
+                                                     ("server CPU per request", None, "lower"))):
             ratio = statistics.median(ratios[i])
-            scale, unit = (1.0, "req/s") if i == 0 else (1e3, "ms")
+            scale, unit = ((1.0, "req/s") if i == 0 else (1e3, "ms") if i < 3 else (1e6, "us"))
             verdict = "" if target is None else (
                 "  [ok]" if (ratio >= target if better == "higher" else ratio <= target) else f"  [MISSES {target}]")
             print(f"{name}: servewatch {statistics.median(o[i] for o in ours) * scale:.2f} vs baseline "
