@@ -41,7 +41,7 @@ from servewatch.instrumentation.settings import Settings
 
 from .metrics import TritonMetrics
 
-__all__ = ["BridgeExporter", "main", "run_sidecar", "start_in_process"]
+__all__ = ["BridgeExporter", "add_arguments", "main", "run", "run_sidecar", "start_in_process"]
 
 log = logging.getLogger("servewatch.instrumentation")
 EXIT_TIMEOUT = 5.0
@@ -152,10 +152,8 @@ def run_sidecar(url: str, *, models: Collection[str] | None = None, requests: bo
     return BridgeExporter(metrics, settings, instance_id=runtime.instance_id).start()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The sidecar's command line (module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m servewatch.instrumentation.triton.bridge",
-                                     description="Report a Triton server's metrics under servewatch's names.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sidecar's options (for ``python -m`` and a ``servewatch`` subcommand)."""
     parser.add_argument("--url", default="http://127.0.0.1:8002/metrics",
                         help="Triton's metrics endpoint (default %(default)s)")
     parser.add_argument("--model", action="append", dest="models", metavar="NAME",
@@ -163,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-requests", dest="requests", action="store_false",
                         help="leave request counts, latency and batch size to in-process hooks")
     parser.add_argument("--framework", default="triton", help="the ml.framework reported (default %(default)s)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Bridge until SIGTERM or Ctrl-C; exit status 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     bridge = run_sidecar(args.url, models=frozenset(args.models) if args.models else None, requests=args.requests,
                          framework=args.framework)
@@ -185,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     flush()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m servewatch.instrumentation.triton.bridge``: the sidecar (module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m servewatch.instrumentation.triton.bridge",
+                                     description="Report a Triton server's metrics under servewatch's names.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
