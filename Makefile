@@ -23,6 +23,9 @@ demo: system $(STAMP)
 
 test: system $(STAMP) $(TRITON_STAMP)
 	$(VENV)/bin/pytest
+	@if [ -f $(TRITON_STAMP) ]; then \
+	  $(TRITON_VENV)/bin/pytest tests/instrumentation/triton tests/integration/test_triton_pytriton.py tests/integration/test_triton_server.py; \
+	else echo "no $(TRITON_VENV): the Triton tests were skipped"; fi
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not slow"

@@ -34,8 +34,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("servewatch.cli", "compare two profiles or data files: drift statistics and rules"),
     "detect": ("servewatch.detectors.service.command", "run the detector: OTLP in, drift gauges on /metrics"),
     "report": ("servewatch.cli", "an HTML (and PNG) report with a picture per drifted column"),
+    "triton-bridge": ("servewatch.instrumentation.triton.bridge",
+                      "report a Triton server's :8002 metrics under servewatch names"),
     "dashboards": ("servewatch.dashboards.cli", "Grafana dashboards of a spec (JSON + provisioning), optional upload"),
     "alerts": ("servewatch.alerts.cli", "Prometheus alert and recording rules of a spec, unit tests, Alertmanager example"),
+    "demo": ("servewatch.demo.command", "the whole loop on this machine: a served model, drift, detector, alerts"),
 }
 """Subcommand -> (module holding its ``add_arguments``/``run``, one-line help). Packages add theirs here."""
 
