@@ -115,7 +115,7 @@ def _session_members(session: int) -> list[int]:
     return members
 
 
-def stop_session(session: int, grace: float = 20.0) -> None:
+def stop_session(session: int, grace: float = 8.0) -> None:
     """SIGTERM every process of ``session``, then SIGKILL what is left after ``grace`` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         members = _session_members(session)

@@ -11,8 +11,8 @@ Nothing else changes: not the deployments, not the Serve config. ``opentelemetry
 ``sitecustomize`` on ``PYTHONPATH``; when ``serve run`` (or ``serve.run`` in a script) starts the local Ray
 cluster, every Ray process inherits that environment, and this instrumentor, found through the
 ``opentelemetry_instrumentor`` entry point ``servewatch_ray_serve``, hooks a replica's process once it imports
-Ray Serve's replica module. In code, ``RayServeInstrumentor().instrument()`` in the replica process does the
-same (e.g. from a deployment's module); ``uninstrument()`` restores everything.
+Ray Serve's replica module. In code, ``RayServeInstrumentor().instrument()`` in a process before it hosts a
+replica does the same; ``uninstrument()`` restores everything.
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=servewatch_ray_serve`` or ``SERVEWATCH_DISABLED=true`` turns it off.
 
 **An existing cluster** (``ray start`` run without ``opentelemetry-instrument``, KubeRay): its workers did not
@@ -28,17 +28,18 @@ workers of their own with that environment (:func:`runtime_env` builds the mappi
             OTEL_EXPORTER_OTLP_ENDPOINT: http://servewatch-detector:4318
             SERVEWATCH_SPEC: /etc/servewatch/servewatch.yaml
 
-or ``serve run --address ray://... --runtime-env-json "$(python -c 'from servewatch.instrumentation.ray_serve
-import runtime_env; import json; print(json.dumps(runtime_env()))')" app:app``. Ray's
-``worker_process_setup_hook`` does not help here: Ray applies it to the workers of the driver's job only,
-and replicas belong to the Serve controller's.
+or ``serve run --address HEAD:6379 --runtime-env-json "$(python -c 'import json; from
+servewatch.instrumentation.ray_serve import runtime_env; print(json.dumps(runtime_env()))')" app:app``. Ray's
+``worker_process_setup_hook`` does not help here: Ray runs it in the workers of the driver's job only, and
+replicas belong to the Serve controller's (verified on Ray 2.60).
 
 What every replica reports (``ml.model.name`` = the deployment name, ``ml.framework`` = ``ray_serve``; the
 resource carries ``ray.serve.application``, ``ray.serve.deployment``, ``ray.serve.replica.id`` and a
 ``service.instance.id`` of its own, so two replicas are two producers the detector merges):
 
-- ``servewatch.inference.duration`` and ``servewatch.inference.requests`` per request, from the latency Ray
-  itself measured (``outcome="error"`` when the deployment raised or answered 4xx/5xx, as Ray counts HTTP errors), HTTP and handle calls alike;
+- ``servewatch.inference.duration`` and ``servewatch.inference.requests`` per request, HTTP and handle calls
+  alike, from the latency Ray itself measured; ``outcome="error"`` when the deployment raised or answered
+  4xx/5xx (as Ray counts HTTP errors);
 - input and prediction profiles and the ``servewatch.input.*`` / ``servewatch.prediction.*`` counters: for
   HTTP requests the JSON body (copied as the deployment reads it, never consumed on its behalf) and the
   response body; for handle calls the arguments (one argument as it is, several as named columns) and the

@@ -95,7 +95,10 @@ def _handle_exchange(wrapper: Any, request_metadata: Any, request_args: tuple[An
     info = replica.current()
     if info is None or info.batched or wrapper._local_testing_mode or request_metadata.is_grpc_request:
         return None
-    method = wrapper.get_user_method_info(request_metadata.call_method).callable
+    try:
+        method = wrapper.get_user_method_info(request_metadata.call_method).callable
+    except Exception:  # no such method: Ray answers the caller; the arguments get positional names
+        method = None
     exchange = Exchange()
     exchange.inputs = call_inputs(info, method, request_args, request_kwargs)
     setattr(request_metadata, _SLOT, exchange)
