@@ -102,7 +102,7 @@ class Evaluator:
         name = (series.model, series.signal, window.name)
         current = self.windows.profile(name, loader, index, now - window.seconds, now, now)
         reference = self.references.get(series, spec, window, loader, index, now)
-        signature = (current.signature, reference.token)
+        signature = (current.signature, reference.token, reference.reason)
         previous = self._last.get(name)
         if previous is not None and previous.signature == signature and previous.window == window:
             return previous

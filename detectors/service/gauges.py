@@ -35,15 +35,17 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from ...exporters.prometheus_otlp import OtlpMetrics
 from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
 from ..report import SEVERITIES
 from .evaluator import WindowResult
+from .store import Store
 
 __all__ = ["Activity", "Gauges", "result_families"]
 
@@ -137,9 +139,10 @@ class Activity:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.last_profile: dict[str, float] = {}
         self.evaluation_seconds = 0.0
-        self.metric_sources: list[Callable[[], tuple[int, Counter[str], int]]] = []
-        """Callables giving (points received, points rejected by reason, series) for re-exposed metrics."""
-        self.damaged: Callable[[], int] = lambda: 0
+        self.metrics: OtlpMetrics | None = None
+        """The re-exposed serving metrics, whose own counts are exported too."""
+        self.store: Store | None = None
+        """The store, whose count of damaged buckets is exported."""
 
     def profiles(self, *, accepted: int = 0, duplicates: int = 0, ignored: int = 0, model: str | None = None,
                  at: float = 0.0, rejected: Iterable[str] = ()) -> None:
@@ -179,18 +182,16 @@ class Activity:
             for (path, code), count in sorted(self.requests.items()):
                 requests.add_metric([path, code], count)
         damaged = CounterMetricFamily("servewatch_detector_store_damaged",
-                                      "Stored buckets found damaged and started afresh", value=self.damaged())
-        total_points, total_series, reasons = 0, 0, Counter[str]()
-        for source in self.metric_sources:
-            count, why, held = source()
-            total_points, total_series = total_points + count, total_series + held
-            reasons.update(why)
+                                      "Stored buckets found damaged and started afresh",
+                                      value=self.store.corrupt if self.store is not None else 0)
+        metrics = self.metrics
         points = CounterMetricFamily("servewatch_detector_metric_points_received",
-                                     "OTLP metric points received from serving processes", value=total_points)
+                                     "OTLP metric points received from serving processes",
+                                     value=metrics.received if metrics is not None else 0)
         refused = CounterMetricFamily("servewatch_detector_metric_points_rejected",
                                       "OTLP metric points rejected, by reason", labels=["reason"])
-        for reason, count in sorted(reasons.items()):
+        for reason, count in sorted(metrics.rejected.items() if metrics is not None else ()):
             refused.add_metric([reason], count)
         series = GaugeMetricFamily("servewatch_detector_metric_series", "Re-exposed serving metric series",
-                                   value=total_series)
+                                   value=metrics.series_count if metrics is not None else 0)
         return [received, rejected, duplicates, ignored, last, duration, requests, damaged, points, refused, series]

@@ -37,7 +37,7 @@ from ...spec import ModelSpec, Reference
 from ...spec import Window as WindowSpec
 from ...wire import decode_profiles
 from .store import BucketIndex, Series, Store, merge_into
-from .windows import Loader, Windows
+from .windows import Loader, Window, Windows
 
 __all__ = ["Found", "References"]
 
@@ -49,10 +49,15 @@ class Found:
     """A resolved reference: ``profile`` (None while it does not exist, with ``reason``), a
     ``description`` for people, and a ``token`` that changes whenever the profile does."""
 
-    profile: Profile | None
+    source: Profile | Window | None
     description: str
     reason: str | None = None
     token: Hashable = None
+
+    @property
+    def profile(self) -> Profile | None:
+        """The reference profile (an offset reference's window is merged on first use)."""
+        return self.source.profile if isinstance(self.source, Window) else self.source
 
 
 class References:
@@ -111,9 +116,9 @@ class References:
         hi = now - offset
         found = self.windows.profile((series.model, series.signal, window.name, "offset"), loader, index,
                                      hi - window.seconds, hi, now)
-        if found.profile is None:
+        if found.empty:
             return Found(None, description, f"no data from {format_duration(offset)} ago yet")
-        return Found(found.profile, description, token=found.signature)
+        return Found(found, description, token=found.signature)
 
     # -- range and warmup -----------------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -105,13 +104,12 @@ class DetectorService:
         self._metrics_listen = parse_address(metrics_listen)
         self.activity = Activity()
         self.metrics = OtlpMetrics(max_series=max_metric_series, clock=clock)
-        self.gauges = Snapshot()
+        self.activity.metrics = self.metrics
+        self._published = Snapshot()
         self._gauges = Gauges()
         self.exposition = Exposition()
-        for collector in (self.gauges, self.activity, self.metrics):
+        for collector in (self._published, self.activity, self.metrics):
             self.exposition.register(collector)
-        self.activity.metric_sources.append(
-            lambda: (self.metrics.received, Counter(self.metrics.rejected), self.metrics.series_count))
         self.store: Store | None = None
         self.evaluator: Evaluator | None = None
         self.committer: Committer | None = None
@@ -127,7 +125,7 @@ class DetectorService:
     def start(self) -> DetectorService:
         """Open the store, bind both listeners, start evaluating every ``interval``."""
         self.store = Store(self.state_dir, self.layout, max_series=self.max_series, fsync=self.fsync)
-        self.activity.damaged = lambda: self.store.corrupt if self.store is not None else 0
+        self.activity.store = self.store
         self.evaluator = Evaluator(self.spec, self.store)
         try:
             self.committer = Committer(self.store, clock=self.clock).start()
@@ -248,7 +246,7 @@ class DetectorService:
             now = self.clock() if now is None else now
             started = time.perf_counter()
             results = self.evaluator.evaluate(now)
-            self.gauges.set(self._gauges.families(results))
+            self._published.set(self._gauges.families(results))
             self.activity.evaluation_seconds = time.perf_counter() - started
             self._results = results
             return results

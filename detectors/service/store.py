@@ -51,11 +51,14 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series (model TEXT NOT NULL, signal TEXT NOT NULL, first_seen REAL NOT NULL,
     PRIMARY KEY (model, signal));
-CREATE TABLE IF NOT EXISTS buckets (model TEXT NOT NULL, signal TEXT NOT NULL, tier INTEGER NOT NULL,
-    start REAL NOT NULL, version INTEGER NOT NULL, rolled INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL,
-    data BLOB NOT NULL, UNIQUE (model, signal, tier, start));
+CREATE TABLE IF NOT EXISTS buckets (id INTEGER PRIMARY KEY, model TEXT NOT NULL, signal TEXT NOT NULL,
+    tier INTEGER NOT NULL, start REAL NOT NULL, version INTEGER NOT NULL, rolled INTEGER NOT NULL DEFAULT 0,
+    rows INTEGER NOT NULL, UNIQUE (model, signal, tier, start));
 CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (model, signal, start, tier, version);
 CREATE INDEX IF NOT EXISTS buckets_to_roll ON buckets (tier, rolled, start);
+CREATE TABLE IF NOT EXISTS bucket_data (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS bucket_data_follows AFTER DELETE ON buckets
+    BEGIN DELETE FROM bucket_data WHERE id = old.id; END;
 CREATE TABLE IF NOT EXISTS received (producer TEXT NOT NULL, model TEXT NOT NULL, signal TEXT NOT NULL,
     sequence INTEGER NOT NULL, start REAL NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (producer, model, signal, sequence, start)) WITHOUT ROWID;
@@ -88,6 +91,7 @@ class Bucket:
     profile: Profile
     version: int
     rolled: bool
+    id: int | None = None
 
 
 class _Transaction:
@@ -134,7 +138,6 @@ class Store:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         if fresh:  # only possible before the first table and before WAL mode
             connection.execute("PRAGMA page_size=16384")  # buckets are tens of KiB: fewer, larger pages
-            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
         connection.execute("PRAGMA busy_timeout=30000")
@@ -255,26 +258,34 @@ class Store:
         key = (model, signal, tier, start)
         bucket = work.buckets.get(key) or self._open.get(key)
         if bucket is None:
-            row = self._writer.execute("SELECT version, rolled, data FROM buckets WHERE model=? AND signal=? AND "
-                                       "tier=? AND start=?", key).fetchone()
-            profile = self._decode(row[2], key) if row is not None else None
+            row = self._writer.execute("SELECT b.id, b.version, b.rolled, d.data FROM buckets b JOIN bucket_data d "
+                                       "ON d.id = b.id WHERE model=? AND signal=? AND tier=? AND start=?",
+                                       key).fetchone()
+            profile = self._decode(row[3], key) if row is not None else None
             if profile is None:
                 size = self.layout.tiers[tier].size
                 profile = Profile(model, signal, start=start, end=start + size)
-            bucket = Bucket(profile, row[0] if row else 0, bool(row[1]) if row else False)
+            bucket = Bucket(profile, row[1], bool(row[2]), row[0]) if row else Bucket(profile, 0, False)
         work.buckets[key] = bucket
         return bucket
 
     def _save(self, buckets: Iterable[tuple[tuple[str, str, int, float], Bucket]]) -> None:
-        rows = []
+        """Write the buckets (metadata and sketches apart: the small rows stay cheap to scan and update)."""
+        connection = self._writer
         for key, bucket in buckets:
             self._version += 1
             bucket.version = self._version
-            rows.append((*key, bucket.version, int(bucket.rolled), bucket.profile.rows, encode_bucket(bucket.profile)))
-        self._writer.executemany(
-            "INSERT INTO buckets (model, signal, tier, start, version, rolled, rows, data) VALUES (?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (model, signal, tier, start) DO UPDATE SET version=excluded.version, "
-            "rolled=excluded.rolled, rows=excluded.rows, data=excluded.data", rows)
+            data = encode_bucket(bucket.profile)
+            if bucket.id is None:
+                cursor = connection.execute("INSERT INTO buckets (model, signal, tier, start, version, rolled, rows) "
+                                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, bucket.version, int(bucket.rolled),
+                                                                            bucket.profile.rows))
+                bucket.id = cursor.lastrowid
+                connection.execute("INSERT INTO bucket_data (id, data) VALUES (?, ?)", (bucket.id, data))
+            else:
+                connection.execute("UPDATE buckets SET version=?, rolled=?, rows=? WHERE id=?",
+                                   (bucket.version, int(bucket.rolled), bucket.profile.rows, bucket.id))
+                connection.execute("UPDATE bucket_data SET data=? WHERE id=?", (data, bucket.id))
 
     def _decode(self, data: bytes, key: tuple[str, str, int, float]) -> Profile | None:
         try:
@@ -310,16 +321,16 @@ class Store:
             connection = self._writer
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for tier in tiers:
-                    connection.execute("DELETE FROM buckets WHERE tier=? AND start<=? AND (rolled=1 OR tier=?)",
-                                       (tier.index, self.layout.cutoff(tier.index, now) - tier.size, len(tiers) - 1))
+                for tier in tiers:  # merged upwards already, or of the last tier (IN keeps the index usable)
+                    kept = "(1)" if tier.index < len(tiers) - 1 else "(0, 1)"
+                    connection.execute(f"DELETE FROM buckets WHERE tier=? AND rolled IN {kept} AND start<=?",
+                                       (tier.index, self.layout.cutoff(tier.index, now) - tier.size))
                 connection.execute("DELETE FROM buckets WHERE tier>=?", (len(tiers),))
                 connection.execute("DELETE FROM received WHERE at<?", (now - self.dedupe_horizon,))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-            connection.execute("PRAGMA incremental_vacuum(256)")
             for key in [key for key in self._open if self.layout.sealed(key[3], key[2], now)]:
                 del self._open[key]
         return merged
@@ -362,8 +373,9 @@ class Store:
     def load(self, model: str, signal: str, tier: int, start: float) -> tuple[int, Profile] | None:
         """(version, profile) of one bucket, or None when it does not exist (or is damaged)."""
         with self._read_lock:
-            row = self._reader.execute("SELECT version, data FROM buckets WHERE model=? AND signal=? AND tier=? AND "
-                                       "start=?", (model, signal, tier, start)).fetchone()
+            row = self._reader.execute("SELECT b.version, d.data FROM buckets b JOIN bucket_data d ON d.id = b.id "
+                                       "WHERE model=? AND signal=? AND tier=? AND start=?",
+                                       (model, signal, tier, start)).fetchone()
         if row is None:
             return None
         profile = self._decode(row[1], (model, signal, tier, start))

@@ -6,7 +6,8 @@ Usage (inside the evaluator)::
     loader = Loader(store, "fraud", "input")                 # one per series and evaluation
     index = store.index("fraud", "input", since)
     found = windows.profile(("fraud", "input", "1h"), loader, index, now - 3600, now, now)
-    found.profile, found.signature                           # None when the window holds no bucket
+    found.signature                                          # which bucket versions it holds
+    found.profile                                            # merged on first use; None: no bucket
 
 A window's buckets (see :meth:`Layout.cover <servewatch.detectors.service.tiers.Layout.cover>`) split into
 *sealed* ones, which no longer change, and the few recent *open* ones. The sealed ones come in runs, one per
@@ -21,8 +22,7 @@ versions a window holds, so the evaluator can skip a comparison whose inputs did
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
 
 from ...profile import Profile
 from .store import BucketIndex, Store, merge_into
@@ -61,12 +61,28 @@ class Loader:
         return self._loaded[key]
 
 
-@dataclass(frozen=True)
 class Window:
-    """A window's merged profile (None: no bucket) and the bucket versions it was built from."""
+    """A window: the bucket versions it holds (``signature``), and its merged ``profile`` (None: no bucket),
+    merged only when first asked for: an evaluation that finds the signature unchanged never merges it."""
 
-    profile: Profile | None
-    signature: tuple[tuple[Key, ...], tuple[Key, ...]]
+    __slots__ = ("signature", "_build", "_profile")
+
+    def __init__(self, signature: tuple[tuple[Key, ...], tuple[Key, ...]],
+                 build: Callable[[], Profile | None]) -> None:
+        self.signature = signature
+        self._build: Callable[[], Profile | None] | None = build
+        self._profile: Profile | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when no bucket lies in the window."""
+        return not (self.signature[0] or self.signature[1])
+
+    @property
+    def profile(self) -> Profile | None:
+        if self._build is not None:
+            self._profile, self._build = self._build(), None
+        return self._profile
 
 
 class _Part:
@@ -133,14 +149,18 @@ class Windows:
         if entry is None:
             entry = self._entries[name] = _Entry()
         entry.used = True
-        layout = tuple(runs)
-        if layout != entry.keys:
+        sealed_keys = tuple(key for _, keys in runs for key in keys)
+        return Window((sealed_keys, tuple(open_)), lambda: self._merge(entry, tuple(runs), tuple(open_), loader))
+
+    def _merge(self, entry: _Entry, runs: tuple[tuple[tuple[int, int], tuple[Key, ...]], ...],
+               open_: tuple[Key, ...], loader: Loader) -> Profile | None:
+        if runs != entry.keys:
             parts = {}
             for part_name, keys in runs:
                 part = entry.parts.get(part_name) or _Part()
                 self.rebuilds += part.update(keys, loader)
                 parts[part_name] = part
-            entry.parts, entry.keys = parts, layout
+            entry.parts, entry.keys = parts, runs
             profiles = [part.profile for part in parts.values() if part.profile is not None]
             entry.sealed = profiles[0] if len(profiles) == 1 else None
             if len(profiles) > 1:
@@ -148,11 +168,10 @@ class Windows:
                 for profile in profiles[1:]:
                     merge_into(entry.sealed, profile)
         window = entry.sealed
-        recent = loader.merged(tuple(open_)) if open_ else None
+        recent = loader.merged(open_) if open_ else None
         if recent is not None:
             window = merge_into(window.copy(), recent) if window is not None else recent.copy()
-        sealed_keys = tuple(key for _, keys in runs for key in keys)
-        return Window(window, (sealed_keys, tuple(open_)))
+        return window
 
     def sweep(self) -> None:
         """Forget windows not asked for since the last sweep (models that went away, changed specs)."""

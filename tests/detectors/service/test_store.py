@@ -118,9 +118,9 @@ def test_a_damaged_bucket_is_reported_and_started_afresh(store_factory: Callable
     store.write([profile(end=T0 + 30, sequence=1)], now=T0 + 31)
     store.close()
     with sqlite3.connect(store.path) as connection:
-        (data,) = connection.execute("SELECT data FROM buckets").fetchone()
+        (data,) = connection.execute("SELECT data FROM bucket_data").fetchone()
         damaged = data[:40] + bytes([data[40] ^ 0x10]) + data[41:]
-        connection.execute("UPDATE buckets SET data=?", (damaged,))
+        connection.execute("UPDATE bucket_data SET data=?", (damaged,))
     store = store_factory()
     assert store.load("fraud", "input", 0, T0) is None
     assert store.corrupt == 1
