@@ -14,12 +14,18 @@ TORCH := torch==2.13.0
 .PHONY: demo test test-fast bench system venv venv-triton clean
 
 DEMO_OUT := demo-out
-DEMO_SPEC := examples/weather/servewatch.yaml
+DEMO_STAMP := $(VENV)/.installed-demo
 
-demo: system $(STAMP)
-	$(VENV)/bin/python examples/weather/split.py $(DEMO_OUT)
-	$(VENV)/bin/servewatch reference --spec $(DEMO_SPEC) --model weather $(DEMO_OUT)/reference.csv -o $(DEMO_OUT)/reference.pb
-	$(VENV)/bin/servewatch compare $(DEMO_OUT)/reference.pb $(DEMO_OUT)/current.csv --spec $(DEMO_SPEC)
+# The demo needs only servewatch[demo] (FastAPI, uvicorn, matplotlib), not the framework extras of the tests.
+# Prometheus and Alertmanager are used where installed (Debian: prometheus, prometheus-alertmanager).
+demo: $(DEMO_STAMP)
+	$(VENV)/bin/servewatch demo --out $(DEMO_OUT)
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[demo]'
+	touch $@
 
 test: system $(STAMP) $(TRITON_STAMP)
 	$(VENV)/bin/pytest
