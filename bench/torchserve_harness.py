@@ -43,6 +43,9 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT = 240.0
 """Seconds a server may take to become ready (a loaded 2-core machine starts TorchServe in 20-90 s)."""
 
+_PER_REQUEST = ("Backend received inference", "[METRICS]", "ACCESS_LOG", "Backend response time", "Flushing req",
+                "Looping backend", "RestJob", "BatchAggregator", "result=")
+
 __all__ = ["Detector", "OTLPTap", "TorchServe", "build_archive", "free_port", "parse_samples", "wait_for"]
 
 
@@ -237,13 +240,15 @@ class TorchServe:
         _stop_group(self.process)
         self.process = None
 
-    def log_tail(self, lines: int = 60) -> str:
-        """The end of the launcher's, the frontend's and the model workers' logs."""
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the launcher's, the frontend's and the model workers' logs, without the lines TorchServe
+        writes for every request."""
         parts = []
         for path in (self.directory / "launcher.log", self.directory / "logs" / "ts_log.log",
                      self.directory / "logs" / "model_log.log"):
             if path.exists():
-                text = path.read_text(errors="replace").splitlines()[-lines:]
+                text = [line for line in path.read_text(errors="replace").splitlines()
+                        if not any(noise in line for noise in _PER_REQUEST)][-lines:]
                 parts.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(parts)
 

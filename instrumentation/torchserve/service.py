@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from servewatch.instrumentation import NOTHING, errors, guard, observe_queue_time, record
@@ -46,6 +47,7 @@ __all__ = ["FRAMEWORK", "ServiceHooks", "attached", "detach_all", "predict_wrapp
 FRAMEWORK = "torchserve"
 """The ``ml.framework`` attribute of everything recorded here."""
 _ATTRIBUTE = "_servewatch_hooks"
+_FIRST_ERROR = (400).to_bytes(4, "big")
 _PAYLOAD_KEYS = ("data", "body")
 
 log = logging.getLogger("servewatch.instrumentation")
@@ -63,6 +65,7 @@ class ServiceHooks:
         self.calls: list[tuple[Any, Any]] | None = None
         self.handler = find_handler(service._entry_point)
         self.mode = "tensors" if self.handler is not None else "payloads"
+        self._tensor = getattr(sys.modules.get("torch"), "Tensor", None)  # torch is loaded: a handler imported it
         if self.handler is not None:
             self._restore = _wrap_inference(self.handler, self)
         else:
@@ -78,23 +81,29 @@ class ServiceHooks:
         calls, self.calls = self.calls, None
         try:
             size = len(batch) if batch is not None else 0
-            ids = _request_ids(self.service.context)
-            failed = _failed(self.service.context, response, size, raised)
-            inputs, outputs = _combine(calls or ())
-            if self.mode == "payloads" and inputs is not NOTHING:
-                inputs = [request_payload(request) for request in inputs]
+            context = self.service.context
+            ids = list((getattr(context, "request_ids", None) or {}).values())  # in batch order
             if len(ids) != size:
                 ids = [None] * size
-            ok_ids = [rid for index, rid in enumerate(ids) if index not in failed]
-            error_ids = [rid for index, rid in enumerate(ids) if index in failed]
-            first, second = ("ok", ok_ids), ("error", error_ids)
-            if not ok_ids:
-                first, second = second, first
-            self.record(self.model, inputs, outputs, duration=duration, batch_size=size, outcome=first[0],
-                        framework=FRAMEWORK, request_ids=first[1])
-            if second[1]:
-                self.record(self.model, duration=duration, outcome=second[0], framework=FRAMEWORK,
-                            request_ids=second[1])
+            failed = _failed(context, response, size, raised)
+            inputs, outputs = _combine(calls) if calls else (NOTHING, NOTHING)
+            if self.mode == "payloads":
+                if inputs is not NOTHING:
+                    inputs = [request_payload(request) for request in inputs]
+            else:
+                tensor = self._tensor
+                if type(inputs) is tensor:
+                    inputs = _host_array(inputs)
+                if type(outputs) is tensor:
+                    outputs = _host_array(outputs)
+            if not failed or len(failed) == size:
+                self.record(self.model, inputs, outputs, duration=duration, batch_size=size,
+                            outcome="error" if failed else "ok", framework=FRAMEWORK, request_ids=ids)
+                return
+            self.record(self.model, inputs, outputs, duration=duration, batch_size=size, outcome="ok",
+                        framework=FRAMEWORK, request_ids=[rid for i, rid in enumerate(ids) if i not in failed])
+            self.record(self.model, duration=duration, outcome="error", framework=FRAMEWORK,  # the batch counts once
+                        request_ids=[rid for i, rid in enumerate(ids) if i in failed])
         except Exception as error:
             errors.report("torchserve.record", error)
 
@@ -234,24 +243,30 @@ def _wrap_entry_point(service: Any, hooks: ServiceHooks) -> Callable[[], None]:
     return restore
 
 
-def _request_ids(context: Any) -> list[Any]:
-    """The request ids of the batch, in batch order."""
-    mapping = getattr(context, "request_ids", None) or {}
-    return [mapping[index] for index in sorted(mapping)] if isinstance(mapping, dict) else list(mapping)
+def _failed(context: Any, response: Any, size: int, raised: bool) -> Container[int]:
+    """Indices of the requests answered with a 4xx/5xx code: all of them when ``predict`` raised or answered
+    the batch with such a code, else those the handler marked (``context.set_response_status``)."""
+    if raised:
+        return range(size)
+    if type(response) is not bytearray and not isinstance(response, bytes) or len(response) < 4:
+        return ()
+    if response[:4] >= _FIRST_ERROR:  # the batch's code, a big-endian int
+        return range(size)
+    processors = getattr(context, "request_processor", None) or ()
+    return {index for index, processor in enumerate(processors)
+            if (processor.get_response_status_code() or 0) >= 400} or ()
 
 
-def _failed(context: Any, response: Any, size: int, raised: bool) -> set[int]:
-    """Indices of the requests answered with a 4xx/5xx code."""
-    if raised or not isinstance(response, (bytes, bytearray, memoryview)) or len(response) < 4:
-        return set(range(size)) if raised else set()
-    if int.from_bytes(response[:4], "big", signed=True) >= 400:
-        return set(range(size))
-    failed = set()
-    for index in range(size):
-        code = context.get_response_status(index)[0]
-        if code is not None and int(code) >= 400:
-            failed.add(index)
-    return failed
+def _host_array(tensor: Any) -> Any:
+    """A CPU tensor as the numpy array sharing its memory: what the recorder would make of it, without its type
+    dispatch (a third of the cost of recording a small batch). Other tensors as they are: the recorder
+    subsamples images on a GPU before copying, and converts what numpy cannot hold (bfloat16)."""
+    if tensor.is_cpu and not tensor.requires_grad:
+        try:
+            return tensor.numpy()
+        except (TypeError, RuntimeError):
+            pass
+    return tensor
 
 
 def _combine(calls: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
