@@ -21,7 +21,6 @@ the tests under ``tests/integration`` load it from here.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -87,6 +86,7 @@ def build_archive(directory: Path, name: str, *, handler: Path | None = None, ex
 
 def _http(url: str, data: bytes | None = None, *, method: str | None = None, timeout: float = 30.0,
           headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    """(status, body) of a request; HTTP errors are answers, not exceptions."""
     request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -96,24 +96,25 @@ def _http(url: str, data: bytes | None = None, *, method: str | None = None, tim
 
 
 def _stop_group(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    """SIGTERM then SIGKILL the process group led by ``process`` (its session), until none is left."""
+    """SIGTERM, then SIGKILL, the process group led by ``process`` (its session) until none of it is left."""
+    def alive() -> bool:
+        process.poll()  # reap the leader: a zombie still counts as a member of the group
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        if not alive():
+            return
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
-            break
+            return
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if process.poll() is None:
-                time.sleep(0.1)
-                continue
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
+        while alive() and time.monotonic() < deadline:
             time.sleep(0.1)
-    if process.poll() is None:
-        process.wait(5)
 
 
 class TorchServe:
@@ -131,10 +132,11 @@ class TorchServe:
         self.extra_env = dict(env or {})
         self.ports = {name: free_port() for name in ("inference", "management", "metrics", "grpc_inference",
                                                      "grpc_management", "worker")}
+        self.inference_url, self.management_url, self.metrics_url = (
+            f"http://127.0.0.1:{self.ports[api]}" for api in ("inference", "management", "metrics"))
         self.properties = {
-            "inference_address": f"http://127.0.0.1:{self.ports['inference']}",
-            "management_address": f"http://127.0.0.1:{self.ports['management']}",
-            "metrics_address": f"http://127.0.0.1:{self.ports['metrics']}",
+            "inference_address": self.inference_url, "management_address": self.management_url,
+            "metrics_address": self.metrics_url,
             "grpc_inference_address": "127.0.0.1", "grpc_management_address": "127.0.0.1",
             "grpc_inference_port": str(self.ports["grpc_inference"]),
             "grpc_management_port": str(self.ports["grpc_management"]),
@@ -152,18 +154,6 @@ class TorchServe:
         self.process: subprocess.Popen[bytes] | None = None
         self.config_path = directory / "config.properties"
         self.env: dict[str, str] = {}
-
-    @property
-    def inference_url(self) -> str:
-        return self.properties["inference_address"]
-
-    @property
-    def management_url(self) -> str:
-        return self.properties["management_address"]
-
-    @property
-    def metrics_url(self) -> str:
-        return self.properties["metrics_address"]
 
     def __enter__(self) -> TorchServe:
         try:
@@ -304,10 +294,11 @@ class Detector:
     def metrics(self) -> str:
         return _http(self.metrics_url, timeout=10)[1].decode()
 
-    def samples(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
-        """The samples of metric ``name`` on the detector's /metrics whose labels include ``labels``."""
-        return [(sample_labels, value) for sample_name, sample_labels, value in parse_samples(self.metrics())
-                if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items())]
+    def samples(self, name: str, text: str | None = None, **labels: str) -> list[tuple[dict[str, str], float]]:
+        """The samples of metric ``name`` on the detector's /metrics (or in ``text``, an earlier scrape) whose
+        labels include ``labels``."""
+        return [(found, value) for sample, found, value in parse_samples(self.metrics() if text is None else text)
+                if sample == name and all(found.get(k) == v for k, v in labels.items())]
 
     def log_tail(self, lines: int = 40) -> str:
         path = self.directory / "detector.log"
@@ -327,7 +318,7 @@ def parse_samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
 class OTLPTap:
     """An OTLP/HTTP pass-through that remembers who sent what: each request's path and resource attributes
     (``service.instance.id``, ``process.pid``...) and, for logs, the profile records' attributes. Forwards to
-    ``upstream`` (answers 200 itself without one)."""
+    ``upstream`` (answers 200 itself without one). Bodies are protobuf, uncompressed (the exporters' default)."""
 
     def __init__(self, upstream: str | None = None) -> None:
         self.upstream = upstream
@@ -338,7 +329,7 @@ class OTLPTap:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                tap._remember(self.path, body, self.headers.get("Content-Encoding", ""))
+                tap._remember(self.path, body)
                 status, answer = 200, b""
                 if tap.upstream is not None:
                     headers = {key: value for key, value in self.headers.items()
@@ -368,12 +359,10 @@ class OTLPTap:
         self.server.shutdown()
         self.server.server_close()
 
-    def _remember(self, path: str, body: bytes, encoding: str) -> None:
+    def _remember(self, path: str, body: bytes) -> None:
         from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-        if encoding == "gzip":
-            body = gzip.decompress(body)
         message: Any = ExportLogsServiceRequest() if path.endswith("/v1/logs") else ExportMetricsServiceRequest()
         message.ParseFromString(body)
         resources = message.resource_logs if path.endswith("/v1/logs") else message.resource_metrics

@@ -18,13 +18,18 @@ Per call of ``Service.predict(batch)`` (one batch that the frontend formed, one 
   subclasses, whether or not they override it) the model-ready input of ``inference`` (its first argument,
   after ``preprocess``) and its raw return value (before ``postprocess``), captured by wrapping ``inference``
   on the handler instance; for a function handler (``handle(data, context)`` in a module) the request
-  payloads (each request's ``data`` or ``body``) and the list it returns.
+  payloads (each request's ``data`` or ``body``) and the list it returns. A handler that calls ``inference``
+  once per chunk of the batch is reported as one batch (the chunks concatenated). The values are recorded
+  when ``predict`` returns: a ``postprocess`` that changes the raw output tensor in place (``sigmoid_()``)
+  changes what is profiled as well. CPU tensors reach the recorder as numpy arrays sharing their memory.
 
 The first ``predict`` of a service attaches a :class:`ServiceHooks` to it: so nothing happens in processes that
 never predict (the ``torchserve`` launcher, the metric collector). Workers of rank > 0 (``LOCAL_RANK``, torchrun
 launches) record nothing, since rank 0 answers for them. A failure of ours is counted under
-``servewatch.instrumentation.errors`` (kinds ``torchserve.attach``, ``torchserve.record``) and never reaches the
-request; the handler's own exceptions propagate untouched.
+``servewatch.instrumentation.errors`` (kinds ``torchserve.attach``, ``torchserve.record``, ``torchserve.combine``)
+and never reaches the request; the handler's own exceptions and TorchServe's answers pass through untouched.
+Cost, measured by ``bench/torchserve_worker.py``: about 35 us of worker CPU per single-request batch, 10 us per
+request in batches of 4.
 """
 
 from __future__ import annotations

@@ -78,9 +78,7 @@ class Stack:
     def serving(self, name: str, text: str | None = None, **labels: str) -> float:
         """Sum of the samples of ``name`` whose labels include ``labels`` on the detector's /metrics (``text``:
         an earlier scrape), e.g. a serving series over all workers."""
-        samples = harness.parse_samples(self.detector.metrics() if text is None else text)
-        return sum(value for sample, labels_, value in samples
-                   if sample == name and all(labels_.get(k) == v for k, v in labels.items()))
+        return sum(value for _, value in self.detector.samples(name, text, **labels))
 
     def send(self, model: str, rows: list[list[float]], clients: int = 4) -> Counter[int]:
         with ThreadPoolExecutor(clients) as pool:
