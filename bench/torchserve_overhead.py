@@ -3,8 +3,8 @@
     python bench/torchserve_overhead.py [--rounds 20] [--seconds 3] [--concurrency 4]
 
 Two TorchServe instances serve the example churn model (``examples/torchserve``: one worker, no batching,
-``OMP_NUM_THREADS=1`` as usual for CPU serving): one plain, one under ``opentelemetry-instrument`` with the example's spec, sending profiles and metrics every 10 s to
-a real ``servewatch detect`` on the same machine. In each round both are loaded at the same time, each by its
+``OMP_NUM_THREADS=1`` as usual for CPU serving): one plain, one under ``opentelemetry-instrument`` with the
+example's spec, sending profiles and metrics every 10 s to a real ``servewatch detect`` on the same machine. In each round both are loaded at the same time, each by its
 own ``--concurrency`` keep-alive clients, for ``--seconds``: whatever else the machine is doing then slows both
 alike (on a shared machine, rounds run one after the other differ by more than the effect measured). When the
 machine is saturated the two share it, so the instrumented side's extra CPU per request shows as fewer
@@ -33,7 +33,8 @@ MODEL = "churn"
 SIDES = ("baseline", "servewatch")
 
 
-def load(servers: dict[str, TorchServe], seconds: float, concurrency: int, seed: int) -> dict[str, tuple[float, list[float]]]:
+def load(servers: dict[str, TorchServe], seconds: float, concurrency: int,
+         seed: int) -> dict[str, tuple[float, list[float]]]:
     """``concurrency`` clients per server posting rows for ``seconds``, all servers at once:
     name -> (requests per second, latencies in seconds)."""
     latencies: dict[str, list[list[float]]] = {name: [[] for _ in range(concurrency)] for name in servers}

@@ -99,8 +99,9 @@ class Worker:
 
         directory.mkdir(parents=True)
         self.path = str(directory / "ts.sock.9000")  # the worker expects <name>.<port>
-        command = [sys.executable, str(Path(ts.__file__).parent / "model_service_worker.py"), "--sock-type", "unix",
-                   "--sock-name", self.path, "--metrics-config", str(Path(ts.__file__).parent / "configs" / "metrics.yaml")]
+        home = Path(ts.__file__).parent
+        command = [sys.executable, str(home / "model_service_worker.py"), "--sock-type", "unix", "--sock-name",
+                   self.path, "--metrics-config", str(home / "configs" / "metrics.yaml")]
         if instrumented:
             command.insert(0, str(BIN / "opentelemetry-instrument"))
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SERVEWATCH_"))}

@@ -22,7 +22,12 @@ Where the metrics API is (:func:`metrics_url`), first match wins:
    ``-f`` argument of the frontend process (the worker's parent), else ``config.properties`` in the
    frontend's working directory; with ``enable_envvars_config=true``, ``TS_METRICS_MODE`` and
    ``TS_METRICS_ADDRESS`` override it. Defaults as TorchServe's: ``metrics_mode=log`` (no bridge),
-   ``metrics_address=http://127.0.0.1:8082``; a wildcard host (``0.0.0.0``) is read on the loopback address.
+   ``metrics_address=http://127.0.0.1:8082``; a wildcard host (``0.0.0.0``) is read on the loopback address;
+   an ``https`` address is verified against the system's certificates.
+
+The first reading is the baseline, so queue time counts from the first metric collection after a worker's
+first request (``OTEL_METRIC_EXPORT_INTERVAL``); a read that fails is counted as ``queue_time`` in
+``servewatch.instrumentation.errors`` and tried again at the next collection.
 
 One worker per model reads it: each worker of a model tries a non-blocking ``flock`` on a lock file named
 after the metrics address and the model in the temporary directory, and the one holding it reports (when it
@@ -107,7 +112,7 @@ class QueueTimeBridge:
             import fcntl
         except ImportError:  # not a POSIX system: every worker reports
             return True
-        digest = hashlib.sha1(f"{url}\0{self.model}".encode()).hexdigest()[:16]
+        digest = hashlib.sha1(f"{url}\0{self.model}".encode(), usedforsecurity=False).hexdigest()[:16]
         path = os.path.join(self._lock_dir or tempfile.gettempdir(), f"servewatch-torchserve-queue-{digest}.lock")
         handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the process
         try:

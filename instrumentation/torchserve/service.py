@@ -47,7 +47,8 @@ from servewatch.instrumentation import NOTHING, errors, guard, observe_queue_tim
 
 from .frontend import QueueTimeBridge
 
-__all__ = ["FRAMEWORK", "ServiceHooks", "attached", "detach_all", "predict_wrapper", "request_payload"]
+__all__ = ["FRAMEWORK", "ServiceHooks", "attach", "attached", "detach_all", "find_handler", "predict_wrapper",
+           "request_payload"]
 
 FRAMEWORK = "torchserve"
 """The ``ml.framework`` attribute of everything recorded here."""

@@ -13,7 +13,6 @@ import importlib.util
 import random
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from servewatch.instrumentation.torchserve.frontend import QueueTimeBridge, metrics_url, queue_seconds, read_properties
 
 # What TorchServe 0.12's metrics API answers in prometheus mode (note the trailing commas)

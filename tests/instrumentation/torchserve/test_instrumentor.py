@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from servewatch.exporters import read_spool
 from servewatch.instrumentation.torchserve import TorchServeInstrumentor
 
@@ -40,7 +39,8 @@ rows = json.loads(sys.argv[3])
 for start in range(0, len(rows), 4):
     service.predict([{"requestId": f"r{i}".encode(), "parameters": [{"name": "body", "value": row,
                       "contentType": "application/json"}]} for i, row in enumerate(rows[start:start + 4])])
-service.predict([{"requestId": b"bad", "parameters": [{"name": "body", "value": [1], "contentType": "application/json"}]}])
+bad = {"name": "body", "value": [1], "contentType": "application/json"}
+service.predict([{"requestId": b"bad", "parameters": [bad]}])
 '''
 
 
@@ -133,7 +133,8 @@ def test_the_metric_collector_loads_the_instrumentor_and_sends_nothing(tmp_path:
     with harness.OTLPTap() as tap:
         env: dict[str, Any] = {"OTEL_EXPORTER_OTLP_ENDPOINT": tap.url, "SERVEWATCH_PROFILE_INTERVAL": "0.1",
                                "OTEL_METRIC_EXPORT_INTERVAL": "100", "PYTHONPROFILEIMPORTTIME": "1"}
-        command = [str(BIN / "opentelemetry-instrument"), sys.executable, "ts/metrics/metric_collector.py", "--gpu", "0"]
+        command = [str(BIN / "opentelemetry-instrument"), sys.executable, "ts/metrics/metric_collector.py",
+                   "--gpu", "0"]
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SERVEWATCH_"))}
         result = subprocess.run(command, env={**environ, **env}, cwd=site, input="", capture_output=True, text=True,
                                 timeout=120)

@@ -15,11 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
 from servewatch.instrumentation import NOTHING, errors
 from servewatch.instrumentation.torchserve import TorchServeInstrumentor
 from servewatch.instrumentation.torchserve.service import _host_array, attach, attached, find_handler, request_payload
-
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 from ts.model_loader import TsModelLoader
 from ts.service import Service
