@@ -13,7 +13,7 @@ Usage::
 
 The pieces, each in its own module: :mod:`.receiver` (OTLP/HTTP ``/v1/logs`` and ``/v1/metrics``, bodies by
 :mod:`.otlp`), :mod:`.committer` (group commit), :mod:`.store` (SQLite, WAL, buckets, dedupe) with its
-encoding :mod:`.codec` and time layout :mod:`.tiers`, :mod:`.windows` and :mod:`.references` (what is compared
+encoding :mod:`.codec`, time layout :mod:`.tiers` and in-memory :mod:`.buckets`, :mod:`.windows` and :mod:`.references` (what is compared
 with what), :mod:`.evaluator` (statistics and rules per window), :mod:`.gauges` (Prometheus families),
 :mod:`.service` (all of it wired together) and :mod:`.command` (the command line). The Prometheus endpoint
 and the OTLP-metrics translation live in :mod:`servewatch.exporters.prometheus` and

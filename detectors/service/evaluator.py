@@ -24,8 +24,9 @@ from ...profile import Profile
 from ...spec import ModelSpec, Spec
 from ...spec import Window as WindowSpec
 from ..report import Report, compare
+from .buckets import BucketIndex
 from .references import References
-from .store import BucketIndex, Series, Store
+from .store import Series, Store
 from .windows import Loader, Windows
 
 __all__ = ["Evaluator", "WindowResult", "format_table"]

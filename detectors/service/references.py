@@ -36,7 +36,8 @@ from ...profile import Profile
 from ...spec import ModelSpec, Reference
 from ...spec import Window as WindowSpec
 from ...wire import decode_profiles
-from .store import BucketIndex, Series, Store, merge_into
+from .buckets import BucketIndex, merge_into
+from .store import Series, Store
 from .windows import Loader, Window, Windows
 
 __all__ = ["Found", "References"]

@@ -12,20 +12,27 @@ Usage::
     store.close()
 
 ``write`` commits before it returns: an acknowledged profile survives the detector being killed (``kill -9``
-included). With ``fsync=True`` every commit is also flushed to the disk (``synchronous=FULL``), so it survives
-a power cut or a kernel crash too, at about a millisecond of latency per commit (commits are shared by
-concurrent requests); by default SQLite's WAL flushes at checkpoints (``synchronous=NORMAL``), as
-Prometheus' own WAL does. A profile that names its producer is recorded under (producer, model, signal, sequence,
-interval start): delivered again, it is counted once. The interval start is part of the key so that a
-producer restarting under the same id (its sequence starting again at 0) is not mistaken for a repeat; keys
-are kept for an hour (or the finest tier's horizon, if longer). Profiles without a producer cannot be
-deduplicated.
+included). With ``fsync=True`` every commit is also flushed to the disk (``synchronous=FULL``), so it
+survives a power cut or a kernel crash too, at about a millisecond of latency per commit (commits are
+shared by concurrent requests); by default SQLite's WAL is flushed at checkpoints (``synchronous=NORMAL``),
+as Prometheus' own WAL is.
 
-One connection writes (under a lock; the service's single committer thread and the maintenance share it),
-another reads (evaluation); WAL lets them run side by side. Tier-0 buckets still receiving data stay decoded
-in memory, so a write decodes nothing; everything else is read back when needed. Rejection reasons:
-``too_old`` (older than the retention), ``future`` (ends more than five minutes ahead of the detector's
-clock), ``series_limit`` (more models and signals than ``max_series``), ``conflict`` (a column changed kind).
+A profile that names its producer is recorded under (producer, model, signal, sequence, interval start):
+delivered again, it is counted once. The interval start is part of the key so that a producer restarting
+under the same id (its sequence starting again at 0) is not mistaken for a repeat; keys are kept for an
+hour (or the finest tier's horizon, if longer). Profiles without a producer cannot be deduplicated.
+
+Tables: ``buckets`` (small rows: series, tier, start, version, whether merged upwards) apart from
+``bucket_data`` (the sketches, in the :mod:`.codec` encoding), so scans and bookkeeping never touch the
+sketches; ``received`` (dedupe keys), ``series`` (first bucket of each model and signal), ``refs`` (frozen
+references), ``meta`` (schema, bucket size). One connection writes (under a lock; the service's committer
+thread and the maintenance share it), another reads (evaluation); WAL lets them run side by side. Tier-0
+buckets still receiving data stay decoded in memory, so a write decodes nothing; everything else is read
+back when needed.
+
+Rejection reasons: ``too_old`` (older than the retention), ``future`` (ends more than five minutes ahead of
+the detector's clock), ``series_limit`` (more models and signals than ``max_series``), ``conflict`` (a
+column changed kind within a bucket).
 """
 
 from __future__ import annotations
@@ -34,16 +41,16 @@ import logging
 import os
 import sqlite3
 import threading
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ...errors import ServewatchError
 from ...profile import Profile
+from .buckets import Bucket, BucketIndex, Changes, merge_into
 from .codec import StoreCorrupt, decode_bucket, encode_bucket
-from .tiers import Layout, Span
+from .tiers import Layout
 
-__all__ = ["Bucket", "BucketIndex", "Series", "Store", "StoreError", "merge_into"]
+__all__ = ["Series", "Store", "StoreError"]
 
 _log = logging.getLogger("servewatch.detect")
 
@@ -82,29 +89,6 @@ class Series:
     model: str
     signal: str
     first_seen: float
-
-
-@dataclass
-class Bucket:
-    """A bucket's merged profile and bookkeeping (``version`` changes with every write)."""
-
-    profile: Profile
-    version: int
-    rolled: bool
-    id: int | None = None
-
-
-class _Transaction:
-    """The buckets one transaction read (``buckets``) and changed (``touched``)."""
-
-    __slots__ = ("buckets", "touched")
-
-    def __init__(self) -> None:
-        self.buckets: dict[tuple[str, str, int, float], Bucket] = {}
-        self.touched: set[tuple[str, str, int, float]] = set()
-
-    def changed(self) -> list[tuple[tuple[str, str, int, float], Bucket]]:
-        return [(key, self.buckets[key]) for key in self.touched]
 
 
 class Store:
@@ -181,7 +165,7 @@ class Store:
         ``"accepted"``, ``"duplicate"`` or a rejection reason. Raises ``sqlite3.Error`` / ``OSError`` when
         the store cannot commit (nothing of the batch is then kept)."""
         with self._lock:
-            work = _Transaction()
+            work = Changes()
             connection = self._writer
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -198,7 +182,7 @@ class Store:
                     self._open.pop(key, None)
             return outcomes
 
-    def _abandon(self, work: _Transaction) -> None:
+    def _abandon(self, work: Changes) -> None:
         """Roll back, and forget what the transaction changed in memory."""
         try:
             if self._writer.in_transaction:
@@ -209,7 +193,7 @@ class Store:
         for key in work.buckets:
             self._open.pop(key, None)
 
-    def _write_one(self, profile: Profile, now: float, work: _Transaction) -> str:
+    def _write_one(self, profile: Profile, now: float, work: Changes) -> str:
         end = profile.end if profile.end is not None else profile.start
         if end > now + max(_MAX_SKEW, self.layout.grace):
             return "future"
@@ -242,7 +226,7 @@ class Store:
         self._merge_up(profile, tier, start, bucket, work)
         return "accepted"
 
-    def _merge_up(self, profile: Profile, tier: int, start: float, bucket: Bucket, work: _Transaction) -> None:
+    def _merge_up(self, profile: Profile, tier: int, start: float, bucket: Bucket, work: Changes) -> None:
         """Merge ``profile`` into ``bucket``, and into its ancestors for as long as they already hold the
         bucket's earlier content (late data for a bucket that was merged upwards)."""
         while True:
@@ -253,7 +237,7 @@ class Store:
             start, tier = self.layout.parent_start(start, tier), tier + 1
             bucket = self._bucket(profile.model, profile.signal, tier, start, work)
 
-    def _bucket(self, model: str, signal: str, tier: int, start: float, work: _Transaction) -> Bucket:
+    def _bucket(self, model: str, signal: str, tier: int, start: float, work: Changes) -> Bucket:
         """A bucket as this transaction sees it (from the transaction, the open buckets, disk, or new)."""
         key = (model, signal, tier, start)
         bucket = work.buckets.get(key) or self._open.get(key)
@@ -337,12 +321,12 @@ class Store:
 
     def _roll(self, tier: int, children: list[tuple[str, str, float]]) -> int:
         """Merge ``children`` (tier ``tier``) into their parents in one transaction (caller holds the lock)."""
-        work = _Transaction()
+        work = Changes()
         connection = self._writer
         connection.execute("BEGIN IMMEDIATE")
         try:
             for model, signal, start in children:
-                child = self._bucket(model, signal, tier, start, _Transaction())
+                child = self._bucket(model, signal, tier, start, Changes())
                 parent_start = self.layout.parent_start(start, tier)
                 parent = self._bucket(model, signal, tier + 1, parent_start, work)
                 self._merge_up(child.profile, tier + 1, parent_start, parent, work)
@@ -413,57 +397,3 @@ class Store:
         with self._lock:
             self._writer.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)",
                                  (profile.model, profile.signal, key, now, encode_bucket(profile)))
-
-
-def merge_into(target: Profile, source: Profile) -> Profile:
-    """``target.merge(source)``, leaving out the columns whose kind differs between the two (a column that
-    changed from numeric to categorical, or back, keeps the kind it had first); never raises for that."""
-    mine = target.columns
-    conflicts = [name for name, column in source.columns.items() if name in mine and mine[name].kind != column.kind]
-    if conflicts:
-        _log.warning("%s/%s: column(s) %s changed kind; the later values are left out of merged buckets",
-                     target.model, target.signal, ", ".join(sorted(conflicts)))
-        source = source.copy()
-        for name in conflicts:
-            del source.columns[name]
-    return target.merge(source)
-
-
-class BucketIndex:
-    """The buckets of one series: per tier, starts (sorted) and versions; see :meth:`Store.index`."""
-
-    __slots__ = ("_starts", "_versions")
-
-    def __init__(self, rows: Iterable[tuple[int, float, int]]) -> None:
-        tiers: dict[int, list[tuple[float, int]]] = {}
-        for tier, start, version in rows:
-            tiers.setdefault(tier, []).append((start, version))
-        self._starts: dict[int, list[float]] = {}
-        self._versions: dict[int, list[int]] = {}
-        for tier, items in tiers.items():
-            items.sort()
-            self._starts[tier] = [start for start, _ in items]
-            self._versions[tier] = [version for _, version in items]
-
-    def __bool__(self) -> bool:
-        return bool(self._starts)
-
-    def __len__(self) -> int:
-        return sum(len(starts) for starts in self._starts.values())
-
-    def starts(self, tier: int) -> list[float]:
-        """The starts of the tier's buckets, in order."""
-        return list(self._starts.get(tier, ()))
-
-    def select(self, spans: Sequence[Span]) -> list[tuple[int, float, int]]:
-        """(tier, start, version) of the buckets that ``spans`` cover, oldest first."""
-        chosen: list[tuple[int, float, int]] = []
-        for span in spans:
-            starts = self._starts.get(span.tier)
-            if not starts:
-                continue
-            versions = self._versions[span.tier]
-            for i in range(bisect_left(starts, span.first), bisect_left(starts, span.stop)):
-                chosen.append((span.tier, starts[i], versions[i]))
-        chosen.sort(key=lambda item: (item[1], -item[0]))
-        return chosen

@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from ...profile import Profile
-from .store import BucketIndex, Store, merge_into
+from .buckets import BucketIndex, merge_into
+from .store import Store
 
 __all__ = ["Loader", "Window", "Windows"]
 
