@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from servewatch.exporters import read_spool
@@ -124,21 +123,23 @@ def test_zero_code_path_to_profiles_and_metrics(model_dir: Path, tmp_path: Path)
     assert metrics["resource"]["ml.framework"] == "torchserve"
 
 
-def test_the_metric_collector_loads_the_instrumentor_and_sends_nothing(tmp_path: Path) -> None:
-    """TorchServe's ``metric_collector.py``, started as the frontend starts it (with the environment
-    ``opentelemetry-instrument`` gives every child), imports the instrumentor and exports nothing."""
+@pytest.mark.parametrize(("command", "output"), [
+    (["ts/metrics/metric_collector.py", "--gpu", "0"], "CPUUtilization"),  # as the frontend starts it
+    (["-m", "ts.model_server", "--version"], "TorchServe Version"),       # the torchserve launcher
+], ids=["metric-collector", "launcher"])
+def test_helper_processes_load_the_instrumentor_and_send_nothing(command: list[str], output: str) -> None:
+    """TorchServe's helper processes, run with the environment ``opentelemetry-instrument`` gives every child,
+    import the instrumentor (the import-time trace shows it) and export nothing."""
     import ts
 
-    site = Path(ts.__file__).parents[1]
     with harness.OTLPTap() as tap:
-        env: dict[str, Any] = {"OTEL_EXPORTER_OTLP_ENDPOINT": tap.url, "SERVEWATCH_PROFILE_INTERVAL": "0.1",
-                               "OTEL_METRIC_EXPORT_INTERVAL": "100", "PYTHONPROFILEIMPORTTIME": "1"}
-        command = [str(BIN / "opentelemetry-instrument"), sys.executable, "ts/metrics/metric_collector.py",
-                   "--gpu", "0"]
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": tap.url, "SERVEWATCH_PROFILE_INTERVAL": "0.1",
+               "OTEL_METRIC_EXPORT_INTERVAL": "100", "PYTHONPROFILEIMPORTTIME": "1"}
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SERVEWATCH_"))}
-        result = subprocess.run(command, env={**environ, **env}, cwd=site, input="", capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, *command],
+                                env={**environ, **env}, cwd=Path(ts.__file__).parents[1], input="",
+                                capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-3000:]
-        assert "CPUUtilization" in result.stdout  # it did its job
+        assert output in result.stdout  # it did its job
         assert "servewatch.instrumentation.torchserve" in result.stderr  # our entry point was loaded
         assert tap.requests == []
