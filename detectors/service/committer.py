@@ -1,24 +1,27 @@
-"""Group commit: requests hand their profiles to one writer thread, which stores many requests per transaction.
+"""Group commit: concurrent requests share transactions, and a request is answered only once committed.
 
 Usage::
 
     committer = Committer(store, clock=time.time).start()
     outcomes = committer.submit(profiles)     # blocks until committed; one outcome per profile
-    committer.stop()                          # stores what is queued, then ends
+    committer.stop()                          # refuses new work, lets what is queued commit
 
-Every request thread waits until the transaction holding its profiles is committed, so an answer of 200
-means the profiles are stored; concurrent requests share one commit, which keeps the cost per commit (the
-fsync, with ``--fsync``) flat under load. When the queue is full, the store fails, or the committer is stopping,
-:class:`Unavailable` is raised and the receiver answers 503 with ``Retry-After``: OTLP exporters retry, and a
-repeat that was in fact stored is recognized as a duplicate.
+Each request queues its profiles. If no commit is running, the request's own thread becomes the leader: it
+takes everything queued (its profiles and those of requests that arrived meanwhile, up to ``max_batch``),
+stores them in one transaction, and wakes the others; otherwise it waits, and when the running commit ends
+one of the waiting threads leads the next. An answer of 200 therefore means the profiles are stored; under
+load many requests share a commit (and its fsync, with ``--fsync``), and an unloaded detector pays no thread
+hand-over at all. When the queue is full, the store fails, or the committer is stopping, :class:`Unavailable`
+is raised and the receiver answers 503 with ``Retry-After``: OTLP exporters retry, and a repeat that was in
+fact stored is recognized as a duplicate.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from ...profile import Profile
@@ -34,82 +37,83 @@ class Unavailable(Exception):
 
 
 class _Ticket:
-    __slots__ = ("profiles", "done", "outcomes", "error")
+    __slots__ = ("profiles", "finished", "outcomes", "error")
 
     def __init__(self, profiles: Sequence[Profile]) -> None:
         self.profiles = profiles
-        self.done = threading.Event()
+        self.finished = False
         self.outcomes: list[str] = []
         self.error: str | None = None
 
 
 class Committer:
-    """The single writer in front of a :class:`Store`; see the module docstring."""
+    """The writer in front of a :class:`Store`; see the module docstring."""
 
     def __init__(self, store: Store, *, clock: Callable[[], float], max_pending: int = 1024,
                  max_batch: int = 512, timeout: float = 30.0) -> None:
         self.store = store
         self.clock = clock
+        self.max_pending = max_pending
         self.max_batch = max_batch
         self.timeout = timeout
-        self._queue: queue.Queue[_Ticket | None] = queue.Queue(maxsize=max_pending)
+        self._turn = threading.Condition(threading.Lock())
+        self._queue: list[_Ticket] = []
+        self._leading = False
         self._accepting = False
-        self._thread: threading.Thread | None = None
         self.commits = 0
 
     def start(self) -> Committer:
         self._accepting = True
-        self._thread = threading.Thread(target=self._run, name="servewatch-committer", daemon=True)
-        self._thread.start()
         return self
 
     def submit(self, profiles: Sequence[Profile]) -> list[str]:
         """Store ``profiles``; returns one outcome each (see :meth:`Store.write`)."""
         if not profiles:
             return []
-        if not self._accepting:
-            raise Unavailable("the detector is shutting down")
         ticket = _Ticket(profiles)
-        try:
-            self._queue.put(ticket, timeout=1.0)
-        except queue.Full:
-            raise Unavailable("too many requests waiting for the store") from None
-        if not ticket.done.wait(self.timeout):
-            raise Unavailable("the store did not commit in time")
+        deadline = time.monotonic() + self.timeout
+        with self._turn:
+            if not self._accepting:
+                raise Unavailable("the detector is shutting down")
+            if len(self._queue) >= self.max_pending:
+                raise Unavailable("too many requests waiting for the store")
+            self._queue.append(ticket)
+            while not ticket.finished:
+                if not self._leading:
+                    self._lead()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if ticket in self._queue:
+                        self._queue.remove(ticket)
+                    raise Unavailable("the store did not commit in time")
+                self._turn.wait(remaining)
         if ticket.error is not None:
             raise Unavailable(ticket.error)
         return ticket.outcomes
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Store everything queued, then end the writer thread."""
-        if self._thread is None:
-            return
-        self._accepting = False
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._thread = None
+        """Refuse new work; wait (up to ``timeout``) until what is queued is committed."""
+        with self._turn:
+            self._accepting = False
+            self._turn.wait_for(lambda: not self._queue and not self._leading, timeout)
 
-    def _run(self) -> None:
-        while True:
-            ticket = self._queue.get()
-            if ticket is None:
-                return
-            batch = [ticket]
-            count = len(ticket.profiles)
-            stop = False
-            while count < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-                count += len(more.profiles)
+    def _lead(self) -> None:
+        """Commit the queued tickets as one batch (called and returning with the lock held)."""
+        batch: list[_Ticket] = []
+        count = 0
+        while self._queue and (not batch or count + len(self._queue[0].profiles) <= self.max_batch):
+            ticket = self._queue.pop(0)
+            batch.append(ticket)
+            count += len(ticket.profiles)
+        self._leading = True
+        self._turn.release()
+        try:
             self._commit(batch)
-            if stop:
-                return
+        finally:
+            self._turn.acquire()
+            self._leading = False
+            self._turn.notify_all()
 
     def _commit(self, batch: list[_Ticket]) -> None:
         profiles = [profile for ticket in batch for profile in ticket.profiles]
@@ -118,18 +122,20 @@ class Committer:
             self.commits += 1
         except (sqlite3.Error, OSError) as error:
             _log.error("cannot store %d profiles: %s", len(profiles), error)
-            for ticket in batch:
-                ticket.error = f"the store cannot commit: {error}"
-                ticket.done.set()
+            self._fail(batch, f"the store cannot commit: {error}")
             return
-        except Exception as error:  # a bug must fail the requests, never kill the writer
+        except Exception as error:  # a bug must fail the requests, never wedge the committer
             _log.exception("storing %d profiles failed", len(profiles))
-            for ticket in batch:
-                ticket.error = f"internal error while storing: {error}"
-                ticket.done.set()
+            self._fail(batch, f"internal error while storing: {error}")
             return
         start = 0
         for ticket in batch:
             ticket.outcomes = outcomes[start:start + len(ticket.profiles)]
+            ticket.finished = True
             start += len(ticket.profiles)
-            ticket.done.set()
+
+    @staticmethod
+    def _fail(batch: list[_Ticket], reason: str) -> None:
+        for ticket in batch:
+            ticket.error = reason
+            ticket.finished = True
