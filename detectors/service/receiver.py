@@ -50,7 +50,9 @@ Handler = tuple[type[Message], Callable[[Any], Message]]
 
 @dataclass(frozen=True)
 class ReceiverLimits:
-    """Limits of the receiver (bytes, seconds, counts)."""
+    """Limits of the receiver (bytes, seconds, counts). Request bodies held at once stay under
+    ``max_bytes_in_flight``, and at most ``max_decoding`` of them are inflated (each to at most
+    ``max_inflated``) and decoded at a time: the receiver's memory is bounded by these, not by traffic."""
 
     max_body: int = 16 * 2**20
     max_inflated: int = 64 * 2**20
@@ -214,7 +216,7 @@ class _Request(BaseHTTPRequestHandler):
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
         self._send(status, payload, content_type, headers)
-        self.server.throttle.log(status, f"{self.client_address[0]} {self.command} {self.path} -> {status}: {reason}")
+        self.server.throttle.log(status, f"{self.client_address[0]} {self.command} {self.path!r} -> {status}: {reason}")
 
     def _send(self, status: int, payload: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
         try:
