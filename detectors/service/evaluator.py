@@ -123,6 +123,9 @@ class Evaluator:
 
 def format_table(results: Iterable[WindowResult]) -> str:
     """A fixed-width table of results, one line per (model, signal, window), worst statistic first."""
+    results = list(results)
+    if not results:
+        return "no profiles stored yet"
     header = ["model", "signal", "window", "rows", "severity", "worst", "drifted / status"]
     lines = [header]
     for result in sorted(results, key=lambda r: (r.model, r.signal, r.window.seconds)):
