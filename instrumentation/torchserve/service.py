@@ -194,14 +194,13 @@ def request_payload(request: Any) -> Any:
     return request
 
 
-def _wrap_inference(handler: Any, hooks: ServiceHooks) -> Callable[[], None]:
-    """Wrap ``handler.inference`` on the instance; returns the function that restores it."""
-    had_own = "inference" in handler.__dict__
-    original = handler.inference
+def _capturing(original: Callable[..., Any], hooks: ServiceHooks) -> Callable[..., Any]:
+    """``original`` (the handler's ``inference`` or a function handler), remembering its first argument and its
+    result in the call in progress; outside a ``predict`` (a warm-up in ``initialize``) it only calls through."""
 
-    def inference(data: Any, *args: Any, **kwargs: Any) -> Any:
+    def captured(data: Any, *args: Any, **kwargs: Any) -> Any:
         calls = hooks.calls
-        if calls is None:  # outside predict (a warm-up inside initialize, a test): not a request
+        if calls is None:
             return original(data, *args, **kwargs)
         try:
             result = original(data, *args, **kwargs)
@@ -211,8 +210,15 @@ def _wrap_inference(handler: Any, hooks: ServiceHooks) -> Callable[[], None]:
         calls.append((data, result))
         return result
 
-    inference.__wrapped__ = original  # type: ignore[attr-defined]
-    handler.inference = inference
+    captured.__wrapped__ = original  # type: ignore[attr-defined]
+    return captured
+
+
+def _wrap_inference(handler: Any, hooks: ServiceHooks) -> Callable[[], None]:
+    """Wrap ``handler.inference`` on the instance; returns the function that restores it."""
+    had_own = "inference" in handler.__dict__
+    original = handler.inference
+    handler.inference = _capturing(original, hooks)
 
     def restore() -> None:
         if had_own:
@@ -226,24 +232,10 @@ def _wrap_inference(handler: Any, hooks: ServiceHooks) -> Callable[[], None]:
 def _wrap_entry_point(service: Any, hooks: ServiceHooks) -> Callable[[], None]:
     """Wrap the service's entry point (a function handler's ``handle``); returns the function that restores it."""
     original = service._entry_point
-
-    def entry_point(data: Any, context: Any) -> Any:
-        calls = hooks.calls
-        if calls is None:
-            return original(data, context)
-        try:
-            result = original(data, context)
-        except BaseException:
-            calls.append((data, NOTHING))
-            raise
-        calls.append((data, result))
-        return result
-
-    entry_point.__wrapped__ = original  # type: ignore[attr-defined]
-    service._entry_point = entry_point
+    service._entry_point = captured = _capturing(original, hooks)
 
     def restore() -> None:
-        if service._entry_point is entry_point:
+        if service._entry_point is captured:
             service._entry_point = original
 
     return restore
