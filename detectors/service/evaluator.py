@@ -10,7 +10,8 @@ For each (model, signal) with data and each window of its spec, the window's buc
 (:mod:`~servewatch.detectors.service.windows`), its reference resolved
 (:mod:`~servewatch.detectors.service.references`) and the two compared with
 :func:`servewatch.detectors.compare` (statistics, rules, severities; ``window_seconds`` turns on the volume
-rule). A window whose buckets and reference did not change since the last evaluation keeps its report.
+rule). A window whose buckets and reference did not change since the last evaluation keeps its report (its
+``evaluated_at`` moves on).
 Without a reference yet, a window gets its sample counts only.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...profile import Profile
 from ...spec import ModelSpec, Spec
@@ -106,7 +107,7 @@ class Evaluator:
         signature = (current.signature, reference.token, reference.reason)
         previous = self._last.get(name)
         if previous is not None and previous.signature == signature and previous.window == window:
-            return previous
+            return replace(previous, evaluated_at=now)
         profile = current.profile if current.profile is not None else Profile(series.model, series.signal)
         report = None
         if reference.profile is not None:

@@ -67,7 +67,7 @@ _FAMILIES: dict[str, tuple[str, list[str]]] = {
 
 class Gauges:
     """Builds the gauge families of a set of results, reusing the samples of results that did not change
-    (the evaluator hands back the same :class:`WindowResult` object for an unchanged window)."""
+    (same ``signature``: the same bucket versions against the same reference)."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str, str], tuple[WindowResult, dict[str, list[Sample]]]] = {}
@@ -77,7 +77,9 @@ class Gauges:
         cache: dict[tuple[str, str, str], tuple[WindowResult, dict[str, list[Sample]]]] = {}
         for key, result in results.items():
             cached = self._cache.get(key)
-            samples = cached[1] if cached is not None and cached[0] is result else _samples(result)
+            same = (cached is not None and result.signature is not None and cached[0].signature == result.signature
+                    and cached[0].window == result.window)
+            samples = cached[1] if same else _samples(result)  # type: ignore[index]
             cache[key] = (result, samples)
             for name, items in samples.items():
                 families[name].samples.extend(items)
