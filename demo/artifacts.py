@@ -8,7 +8,8 @@ Usage::
     written = write_monitoring(spec, out)                       # dashboards/, alerts/ (same generators as
                                                                 # `servewatch dashboards` / `servewatch alerts`)
     checks = check_monitoring(written)                          # promtool / amtool where installed
-    write_report(out, "instantaneous", spec.model("weather"), references, window_profiles)
+    write_window(out, "instantaneous", window_profiles)         # OUT/windows/instantaneous.pb
+    subprocess.run(report_command(out, "instantaneous"))        # servewatch report ... -o OUT/report/...html --png
     print(instructions(out, written, checks))
 
 The layout of ``OUT``: ``servewatch.yaml`` (the spec the demo ran), ``model.json``, ``reference.pb`` (the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,14 +35,13 @@ import yaml
 from ..alerts import Config, Receivers, alertmanager_config, dump_yaml, render_rules, rule_tests
 from ..dashboards import PROVISIONING_FILE
 from ..dashboards import write as write_dashboards
-from ..detectors import compare
 from ..profile import Profile
 from ..spec import ModelSpec, Spec, load_spec
 from ..wire import encode_profiles
 from .weather import Days, WeatherModel
 
-__all__ = ["Monitoring", "check_monitoring", "instructions", "write_model", "write_monitoring", "write_reference",
-           "write_report", "write_spec"]
+__all__ = ["Monitoring", "check_monitoring", "instructions", "report_command", "write_model", "write_monitoring",
+           "write_reference", "write_spec", "write_window"]
 
 MODEL = "weather"
 
@@ -128,21 +129,21 @@ def check_monitoring(written: Monitoring) -> dict[str, str]:
     return checks
 
 
-def write_report(out: Path, name: str, spec: ModelSpec, references: dict[str, Profile],
-                 currents: dict[str, Profile]) -> tuple[Path, Path, list[str]]:
-    """The picture report of one window (``servewatch report``'s HTML and PNG): ``currents`` by signal, the
-    detector's stored profiles of that window, also written to ``OUT/windows/<name>.pb`` so the command can
-    be rerun on them. Returns (html, png, pictured columns)."""
-    from ..detectors.html_report import write_report as write_html
-
+def write_window(out: Path, name: str, profiles: dict[str, Profile]) -> Path:
+    """The detector's stored profiles of one window (by signal), to ``OUT/windows/<name>.pb``."""
     (out / "windows").mkdir(parents=True, exist_ok=True)
-    (out / "windows" / f"{name}.pb").write_bytes(encode_profiles(list(currents.values())))
+    path = out / "windows" / f"{name}.pb"
+    path.write_bytes(encode_profiles(list(profiles.values())))
+    return path
+
+
+def report_command(out: Path, name: str) -> list[str]:
+    """``servewatch report`` of window ``name`` against the reference: ``OUT/report/<name>.html`` and ``.png``
+    (the command line; the demo runs it in its own process while the replay goes on)."""
     (out / "report").mkdir(parents=True, exist_ok=True)
-    html, png = out / "report" / f"{name}.html", out / "report" / f"{name}.png"
-    reports = [compare(references[signal], current, spec) for signal, current in currents.items()
-               if signal in references]
-    pictured = write_html(reports, references, currents, str(html), png=str(png))
-    return html, png, pictured
+    return [sys.executable, "-m", "servewatch.cli", "report", str(out / "reference.pb"),
+            str(out / "windows" / f"{name}.pb"), "--spec", str(out / "servewatch.yaml"), "-o",
+            str(out / "report" / f"{name}.html"), "--png"]
 
 
 def instructions(out: Path, written: Monitoring, checks: dict[str, str]) -> str:

@@ -5,7 +5,7 @@ Usage::
     from servewatch.demo.phases import schedule
 
     plan = schedule(window=6.0)               # or fast=True: shorter phases (and the demo's shorter window)
-    plan.seconds                              # 93.0: how long the replay runs
+    plan.seconds                              # 97.0: how long the replay runs
     at = plan.at(31.5)                        # what is sent 31.5 s into the replay
     at.phase.name, at.drifting, at.progress   # "instantaneous", False (recovering), None
     rows = at.phase.drift.draw(days, rng, 50, at.progress or 0.0)   # (50, 4) measurements to send
@@ -19,7 +19,7 @@ phase              what happens                                              fla
 ``baseline``       days drawn from all four years, as in training            nothing
 ``instantaneous``  precipitation arrives in inches instead of mm (an         precipitation, and the predicted
                    upstream unit change): from one request to the next       weather type (dry days look sunny)
-``gradual``        the temp_max sensor drifts: an offset ramping up to        temp_max, and the model's
+``gradual``        the temp_max sensor drifts: an offset ramping up to       temp_max, and the model's
                    +6 °C                                                     probability
 ``periodic``       the seasons: April-September days, then                   temp_max, temp_min, and the
                    October-March days (real seasonality, no alteration)      model's probability
@@ -46,6 +46,7 @@ from .weather import FEATURES, Days
 __all__ = [
     "At",
     "Drift",
+    "LAG",
     "Phase",
     "Resample",
     "Schedule",
@@ -56,9 +57,11 @@ __all__ = [
     "schedule",
 ]
 
-LAG = 3.0
-"""Seconds between a row being served and the detector's evaluation seeing it, with a margin: one profile
-interval (1 s), the bucket being evaluated (within 1 s), the evaluation interval (1 s)."""
+LAG = 4.0
+"""Seconds a recovery lasts beyond one window. A drifted row leaves the window one window after its 1 s
+bucket ends, and the next evaluation (1 s apart) sees it gone: measured, the last flag clears 0.2 to 2.3 s
+after that window (PSI and D1 stay critical while even a few percent of the window is out of the reference's
+range); the rest is a margin for a loaded machine."""
 
 
 class Drift(Protocol):

@@ -55,14 +55,30 @@ class Processes:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.services: set[str] = set()
 
-    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None, *,
+              service: bool = True) -> subprocess.Popen[bytes]:
+        """Start ``argv``; a ``service`` must keep running (:meth:`check`), a task may end."""
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.log_path(name), "wb") as log:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env=dict(env) if env is not None else None, start_new_session=True)
         self.running.append((name, process))
+        if service:
+            self.services.add(name)
         return process
+
+    def wait(self, name: str, timeout: float) -> int:
+        """Wait for the task ``name`` to end; its exit status (DemoError when it takes too long)."""
+        for known, process in self.running:
+            if known == name:
+                try:
+                    return process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    raise DemoError(f"{name} still running after {timeout:.0f} s "
+                                    f"(log: {self.log_path(name)})") from None
+        raise KeyError(name)
 
     def log_path(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -74,9 +90,9 @@ class Processes:
             return ""
 
     def check(self) -> None:
-        """Raise :class:`DemoError` when a child has exited."""
+        """Raise :class:`DemoError` when a service has exited."""
         for name, process in self.running:
-            if process.poll() is not None:
+            if name in self.services and process.poll() is not None:
                 raise DemoError(f"{name} exited with status {process.returncode} (log: {self.log_path(name)}):\n"
                                 f"{self.log_tail(name)}")
 
@@ -93,6 +109,7 @@ class Processes:
                 process.kill()
                 process.wait()
         self.running.clear()
+        self.services.clear()
 
 
 def wait_until(what: str, ready: Callable[[], Any], processes: Processes, timeout: float = 60.0) -> Any:

@@ -180,14 +180,12 @@ def summary_document(results: list[Outcome], info: dict[str, Any]) -> dict[str, 
 
 def format_summary(results: list[Outcome]) -> str:
     """The per-phase table printed at the end."""
-    header = ["phase", "expected to flag", "flagged (critical)", "first flag", "pages", "verdict"]
+    header = ["phase", "expected to flag", "flagged (critical), seconds into the phase", "paged", "verdict"]
     rows = [header]
     for r in results:
-        flagged = ", ".join(f"{name}" for name in sorted(r.flagged, key=r.flagged.get)) or "-"
-        first = f"{r.time_to_flag:.1f} s" if r.time_to_flag is not None else "-"
-        features = sorted({page.feature for page in r.pages if page.feature})
-        pages = f"{len(features)} ({', '.join(features)})" if features else str(len(r.pages)) if r.pages else "-"
-        rows.append([r.name, ", ".join(r.expected) or "-", flagged, first, pages,
+        flagged = ", ".join(f"{name} {r.flagged[name]:.1f}s" for name in sorted(r.flagged, key=r.flagged.get))
+        paged = ", ".join(sorted({page.feature for page in r.pages if page.feature}))
+        rows.append([r.name, ", ".join(r.expected) or "-", flagged or "-", paged or "-",
                      "ok" if r.ok else "FAILED: " + "; ".join(r.problems())])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]

@@ -104,9 +104,13 @@ class LiveView(View):
 
     def update(self, status: Status) -> None:
         self._status = status
-        width = max(60, shutil.get_terminal_size((120, 40)).columns - 1)
+        size = shutil.get_terminal_size((120, 40))
+        width = max(60, size.columns - 1)
         lines = [_clip(line, width) for line in frame(status, colour=True)]
-        lines += ["", "events:", *(_clip("  " + text, width) for text in self.events)]
+        room = size.lines - 1 - len(lines) - 2  # a block taller than the terminal cannot be redrawn in place
+        if room > 0:
+            lines += ["", "events:", *(_clip("  " + text, width) for text in list(self.events)[-room:])]
+        lines = lines[:max(size.lines - 1, 1)]
         up = f"\x1b[{self._lines}F\x1b[J" if self._lines else ""
         self.stream.write(up + "\n".join(lines) + "\n")
         self.stream.flush()

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FEATURES", "MODEL_VARIABLE", "Days", "WeatherModel"]
+__all__ = ["Days", "FEATURES", "MODEL_VARIABLE", "WeatherModel"]
 
 FEATURES = ("precipitation", "temp_max", "temp_min", "wind")
 """The model's inputs, in column order: mm of rain, °C, °C, m/s."""
