@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 from torchserve_harness import BIN, EXAMPLE, OTLPTap, build_archive, wait_for
@@ -161,7 +162,7 @@ def main() -> int:
         root = Path(tmp)
         mar = build_archive(root / "store", MODEL)
         model_dir = root / "model"
-        subprocess.run(["unzip", "-q", str(mar), "-d", str(model_dir)], check=True)
+        zipfile.ZipFile(mar).extractall(model_dir)  # what the frontend does with an archive
         env = {"SERVEWATCH_SPEC": str(EXAMPLE / "servewatch.yaml"), "SERVEWATCH_PROFILE_INTERVAL": "10",
                "OTEL_METRIC_EXPORT_INTERVAL": "10000", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
                "SERVEWATCH_TORCHSERVE_METRICS_URL": "none"}
