@@ -11,6 +11,7 @@ from servewatch.demo.artifacts import write_spec
 from servewatch.demo.phases import LAG, Resample, Seasons, SensorOffset, StuckSensor, UnitChange, schedule
 from servewatch.demo.weather import Days, WeatherModel
 from servewatch.detectors import compare
+
 from servewatch.profile import Profile
 from servewatch.spec import ModelSpec
 

@@ -47,11 +47,11 @@ def recorder() -> Iterator[Recorder]:
     server.server_close()
 
 
-def plan() -> Schedule:
+def plan(seconds: float = 1.0) -> Schedule:
     return Schedule((
-        Phase("baseline", "none", "", Resample(), 0.6, 0.0),
-        Phase("inches", "instantaneous", "", UnitChange("precipitation", 0.0), 0.6, 0.4, ("precipitation",)),
-        Phase("stuck", "temporary", "", StuckSensor("wind", 42.0), 0.6, 0.0, ("wind",)),
+        Phase("baseline", "none", "", Resample(), seconds, 0.0),
+        Phase("inches", "instantaneous", "", UnitChange("precipitation", 0.0), seconds, seconds, ("precipitation",)),
+        Phase("stuck", "temporary", "", StuckSensor("wind", 42.0), seconds, 0.0, ("wind",)),
     ), window=1.0)
 
 
@@ -61,21 +61,22 @@ def test_replays_every_phase_in_order(recorder: Recorder) -> None:
                         batch=(3, 5)).start()
     replayer.join(10)
     assert replayer.done and replayer.failures == 0
-    assert replayer.requests == len(recorder.bodies) and 50 <= replayer.requests <= 120  # about 50 a second
+    assert replayer.requests == len(recorder.bodies) and 20 <= replayer.requests <= 4 * 50 * 1.05  # <= 50 a second
     assert replayer.rows == sum(len(rows) for _, rows in recorder.bodies)
     assert all(3 <= len(rows) <= 5 and set(rows[0]) == set(FEATURES) for _, rows in recorder.bodies)
     started = replayer.started
     assert started is not None
 
-    def sent(lo: float, hi: float) -> list[dict[str, Any]]:
-        return [row for at, rows in recorder.bodies if started + lo + 0.05 <= at < started + hi - 0.05 for row in rows]
+    def sent(lo: float, hi: float) -> list[dict[str, Any]]:  # arrival times, a margin for a loaded machine
+        return [row for at, rows in recorder.bodies if started + lo + 0.2 <= at < started + hi - 0.2 for row in rows]
 
-    assert any(row["precipitation"] > 0 for row in sent(0.0, 0.6))
-    assert all(row["precipitation"] == 0 for row in sent(0.6, 1.2))  # the unit change, multiplied by 0 here
-    assert any(row["precipitation"] > 0 for row in sent(1.2, 1.6))  # recovery: baseline days again
-    assert all(row["wind"] == 42.0 for row in sent(1.6, 2.2))
-    assert replayer.phase_started(1) == pytest.approx(started + 0.6)
-    assert replayer.at(started + 1.3).phase.name == "inches"  # type: ignore[union-attr]
+    assert any(row["precipitation"] > 0 for row in sent(0.0, 1.0))
+    assert all(row["precipitation"] == 0 for row in sent(1.0, 2.0))  # the unit change, multiplied by 0 here
+    assert any(row["precipitation"] > 0 for row in sent(2.0, 3.0))  # recovery: baseline days again
+    assert all(row["wind"] == 42.0 for row in sent(3.0, 4.0))
+    assert not any(row["wind"] == 42.0 for row in sent(0.0, 3.0))
+    assert replayer.phase_started(1) == pytest.approx(started + 1.0)
+    assert replayer.at(started + 2.5).phase.name == "inches"  # type: ignore[union-attr]
 
 
 def test_counts_failures_and_keeps_going() -> None:
@@ -83,9 +84,9 @@ def test_counts_failures_and_keeps_going() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        replayer = Replayer(f"http://127.0.0.1:{server.server_address[1]}/predict", Days.load(), plan(), rate=20)
+        replayer = Replayer(f"http://127.0.0.1:{server.server_address[1]}/predict", Days.load(), plan(0.3), rate=20)
         replayer.start().join(10)
-        assert replayer.requests == 0 and replayer.failures > 10 and replayer.last_error == "HTTP 503"
+        assert replayer.requests == 0 and replayer.failures > 5 and replayer.last_error == "HTTP 503"
     finally:
         server.shutdown()
         server.server_close()
@@ -97,9 +98,9 @@ def test_a_server_that_is_not_there_counts_as_failures() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    replayer = Replayer(f"http://127.0.0.1:{port}/predict", Days.load(), plan(), rate=20).start()
+    replayer = Replayer(f"http://127.0.0.1:{port}/predict", Days.load(), plan(0.3), rate=20).start()
     replayer.join(10)
-    assert replayer.done and replayer.requests == 0 and replayer.failures > 10
+    assert replayer.done and replayer.requests == 0 and replayer.failures > 5
     assert "ConnectionRefused" in (replayer.last_error or "")
 
 
@@ -108,4 +109,4 @@ def test_stop_ends_the_replay_early(recorder: Recorder) -> None:
                         rate=20).start()
     time.sleep(0.3)
     replayer.stop()
-    assert not replayer.is_alive() and replayer.elapsed() < 1.5
+    assert not replayer.is_alive() and replayer.elapsed() < 3.0

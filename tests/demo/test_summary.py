@@ -14,6 +14,7 @@ from servewatch.demo.summary import format_summary, grouped, outcomes, pages, su
 from servewatch.demo.timeline import Reading, Timeline
 from servewatch.detectors import compare
 from servewatch.detectors.service import WindowResult
+
 from servewatch.profile import Profile
 from servewatch.spec import Window, parse_spec
 
