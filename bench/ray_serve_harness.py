@@ -263,7 +263,8 @@ class ServeApp(_Process):
     """``serve run`` of ``config`` (see :func:`serve_config`) with ``pythonpath`` importable; ``instrumented``
     runs it under ``opentelemetry-instrument``; ``address`` deploys to an existing cluster instead of starting
     one; ``env`` is added to the environment. ``start`` returns once every path of ``probes`` answers its
-    POSTed body with 2xx (without probes: once every route prefix answers a GET)."""
+    POSTed body with 2xx (without probes: once a replica answers a GET on every route prefix, whatever it
+    answers)."""
 
     def __init__(self, directory: Path, config: Mapping[str, Any], *, pythonpath: Iterable[Path] = (),
                  instrumented: bool, env: Mapping[str, str] | None = None, address: str | None = None,
@@ -309,7 +310,9 @@ class ServeApp(_Process):
             status, _ = http(self.url + path, body, timeout=10)
         except OSError:
             return False
-        return 200 <= status < 300 if body is not None else status != 404 and status < 500
+        if body is not None:
+            return 200 <= status < 300
+        return status not in (404, 502, 503, 504)  # a replica answered, if only with an error of its own
 
     def post(self, route: str, body: Any, timeout: float = 30.0) -> tuple[int, Any]:
         return http(self.url + route, body, timeout=timeout)

@@ -4,7 +4,7 @@ Usage::
 
     pip install 'servewatch[ray]'
     export SERVEWATCH_SPEC=servewatch.yaml                  # optional: names and types the features
-    export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318  # where `servewatch detect` listens (the default)
+    export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318  # `servewatch detect` (the default endpoint)
     opentelemetry-instrument serve run app:app              # or a config file; or a script calling serve.run
 
 Nothing else changes: not the deployments, not the Serve config. ``opentelemetry-instrument`` puts its
@@ -24,7 +24,7 @@ workers of their own with that environment (:func:`runtime_env` builds the mappi
         import_path: app:app
         runtime_env:
           env_vars:
-            PYTHONPATH: /opt/venv/lib/python3.11/site-packages/opentelemetry/instrumentation/auto_instrumentation
+            PYTHONPATH: /venv/lib/python3.11/site-packages/opentelemetry/instrumentation/auto_instrumentation
             OTEL_EXPORTER_OTLP_ENDPOINT: http://servewatch-detector:4318
             SERVEWATCH_SPEC: /etc/servewatch/servewatch.yaml
 
@@ -67,7 +67,6 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import wrapt
-
 from servewatch.instrumentation import ServewatchInstrumentor, errors
 
 from .package import RAY_RANGE, _instruments, supported
@@ -98,10 +97,10 @@ class RayServeInstrumentor(ServewatchInstrumentor):
 
             version = str(getattr(ray, "__version__", "unknown"))
             if not supported(version):
-                log.warning("servewatch: Ray %s is outside the range this instrumentation supports (ray[serve]%s); "
-                            "Ray Serve is not instrumented in process %d and serves as usual. Install a "
-                            "supported Ray or a servewatch release made for this one.", version, RAY_RANGE,
-                            os.getpid())
+                log.warning("servewatch: Ray %s is outside the range this instrumentation supports "
+                            "(ray[serve]%s); Ray Serve is not instrumented in process %d and serves as "
+                            "usual. Install a supported Ray or a servewatch release made for this one.",
+                            version, RAY_RANGE, os.getpid())
                 return
             from .hooks import PATCHES
 

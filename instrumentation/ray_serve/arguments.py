@@ -4,9 +4,9 @@ Usage (inside the hooks)::
 
     from servewatch.instrumentation.ray_serve.arguments import batch_inputs, call_inputs
 
-    call_inputs(info, method, args, kwargs)     # handle.predict.remote(x)       -> x
-                                                # handle.score.remote(3.5, "DE") -> {"amount": 3.5, "country": "DE"}
-    batch_inputs(info, func, requests)          # @serve.batch over 8 requests  -> [x1, ..., x8]
+    call_inputs(info, method, args, kwargs)   # handle.predict.remote(x): x
+    call_inputs(info, method, args, kwargs)   # handle.score.remote(3.5, "DE"): {"amount": 3.5, "country": ...}
+    batch_inputs(info, func, requests)        # @serve.batch of 8 requests: [x1, ..., x8]
 
 Rules, the same for one call and for a batch:
 

@@ -56,7 +56,7 @@ class Exchange:
             outputs = decode_body(bytes(self._response))
         return inputs, outputs
 
-    # -- HTTP ---------------------------------------------------------------------------------------------------
+    # -- HTTP ------------------------------------------------------------------------------------------------
 
     def tee_receive(self, receive: Any) -> _TeeReceive:
         """``receive`` (an ASGI receive callable), copying the request body to this exchange."""

@@ -19,10 +19,10 @@ patched (``ray.serve._private.replica`` unless said)           what it gives ser
 
 Each request is recorded once, when Ray has measured it (``latency_ms``, so no clock of ours on the request
 path): ``outcome`` is ``error`` when the user code raised (cancellations included, as in Ray's
-``ray_serve_deployment_error_counter_total``) or the answer's HTTP status is 4xx or 5xx. In a deployment with a
-``@serve.batch`` method the batch calls carry the profiles and the batch sizes, and requests only their
-latency and outcome, so no row is counted twice. The wrapped Ray function always runs outside anything of
-ours: its result and its exceptions pass through untouched; our own work is guarded.
+``ray_serve_deployment_error_counter_total``) or the answer's HTTP status is 4xx or 5xx. In a deployment
+with a ``@serve.batch`` method the batch calls carry the profiles and the batch sizes, and requests only
+their latency and outcome, so no row is counted twice. The wrapped Ray function always runs outside anything
+of ours: its result and its exceptions pass through untouched; our own work is guarded.
 """
 
 from __future__ import annotations
@@ -41,11 +41,25 @@ from .exchange import Exchange, _TeeReceive
 __all__ = ["FRAMEWORK", "PATCHES"]
 
 FRAMEWORK = "ray_serve"
-_SLOT = "_servewatch"
-"""The attribute holding a request's :class:`~.exchange.Exchange` on its ``RequestMetadata``."""
+MAX_IN_FLIGHT = 65536
+"""Exchanges kept for requests in flight at most (each is dropped when Ray records its request)."""
+
+_exchanges: dict[str, Exchange] = {}
+"""The :class:`~.exchange.Exchange` of each request in flight, by Ray's internal request id. Never kept on the
+``RequestMetadata`` itself: Ray pickles that object into every call the replica makes to the proxy for more
+of the request's body, so anything hung on it would be serialized (and sent) again and again."""
 
 
-def replica_init(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _open_exchange(request_metadata: Any) -> Exchange:
+    if len(_exchanges) >= MAX_IN_FLIGHT:  # only requests Ray never recorded would be left: forget them all
+        errors.report("ray_serve.in_flight", None, len(_exchanges))
+        _exchanges.clear()
+    exchange = _exchanges[request_metadata.internal_request_id] = Exchange()
+    return exchange
+
+
+def replica_init(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Any:
     result = wrapped(*args, **kwargs)
     with guard("ray_serve.replica"):
         deployment_def = kwargs["deployment_def"] if "deployment_def" in kwargs else args[1]
@@ -58,18 +72,18 @@ def record_errors_and_metrics(wrapped: Callable[..., Any], instance: Any, args: 
                               kwargs: dict[str, Any]) -> Any:
     result = wrapped(*args, **kwargs)
     try:
-        _record_request(instance, *args, **kwargs)
+        _record_request(*args, **kwargs)
     except Exception as error:
         errors.report("ray_serve.request", error)
     return result
 
 
-def _record_request(instance: Any, user_exception: BaseException | None, status_code: str | None,
-                    latency_ms: float, request_metadata: Any) -> None:
-    info = getattr(instance, _SLOT, None)
+def _record_request(user_exception: BaseException | None, status_code: str | None, latency_ms: float,
+                    request_metadata: Any) -> None:
+    info = replica.current()
     if info is None:
         return
-    exchange: Exchange | None = request_metadata.__dict__.pop(_SLOT, None)
+    exchange = _exchanges.pop(request_metadata.internal_request_id, None)
     status = str(status_code or "")[:1]
     failed = user_exception is not None or status in ("4", "5")
     inputs, outputs = exchange.values() if exchange is not None else (NOTHING, NOTHING)
@@ -99,9 +113,8 @@ def _handle_exchange(wrapper: Any, request_metadata: Any, request_args: tuple[An
         method = wrapper.get_user_method_info(request_metadata.call_method).callable
     except Exception:  # no such method: Ray answers the caller; the arguments get positional names
         method = None
-    exchange = Exchange()
+    exchange = _open_exchange(request_metadata)
     exchange.inputs = call_inputs(info, method, request_args, request_kwargs)
-    setattr(request_metadata, _SLOT, exchange)
     return exchange
 
 
@@ -118,9 +131,7 @@ def call_http_entrypoint(wrapped: Callable[..., Any], instance: Any, args: tuple
             request_metadata, _, scope, receive = args
             info = replica.current()
             if info is not None and not info.batched and scope.get("type") == "http":
-                exchange = Exchange()
-                setattr(request_metadata, _SLOT, exchange)
-                args = (*args[:3], exchange.tee_receive(receive))
+                args = (*args[:3], _open_exchange(request_metadata).tee_receive(receive))
     return wrapped(*args, **kwargs)
 
 

@@ -18,7 +18,8 @@ from packaging.version import InvalidVersion, Version
 __all__ = ["RAY_RANGE", "_instruments", "supported"]
 
 RAY_RANGE = ">=2.60,<2.61"
-"""Ray releases whose private Serve APIs (``Replica``, ``UserCallableWrapper``, ``_BatchQueue``) were verified."""
+"""Ray releases whose private Serve APIs (``Replica``, ``UserCallableWrapper``, ``_BatchQueue``) were
+verified."""
 
 _instruments = (f"ray[serve] {RAY_RANGE}",)
 

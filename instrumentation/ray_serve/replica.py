@@ -66,11 +66,12 @@ def attach(replica: Any, deployment_def: Any) -> ReplicaInfo:
     and make it this process's :func:`current` replica."""
     global _current
     deployment_id = replica._deployment_id
-    info = ReplicaInfo(model=str(deployment_id.name) or "default", application=str(deployment_id.app_name or ""),
-                       replica_id=str(replica._replica_id.unique_id), batched=has_batch_method(deployment_def))
+    info = ReplicaInfo(model=str(deployment_id.name) or "default",
+                       application=str(deployment_id.app_name or ""),
+                       replica_id=str(replica._replica_id.unique_id),
+                       batched=has_batch_method(deployment_def))
     _add_resource_attributes(resource_attributes(info))
     _current = info
-    replica._servewatch = info
     return info
 
 
@@ -103,7 +104,8 @@ def resource_attributes(info: ReplicaInfo) -> dict[str, str]:
 def _add_resource_attributes(attributes: dict[str, str]) -> None:
     present = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").strip()
     keys = {part.split("=", 1)[0].strip() for part in present.split(",") if "=" in part}
-    added = [f"{key}={quote(value, safe='')}" for key, value in attributes.items() if value and key not in keys]
+    added = [f"{key}={quote(value, safe='')}" for key, value in attributes.items()
+             if value and key not in keys]
     if added:
         os.environ["OTEL_RESOURCE_ATTRIBUTES"] = ",".join(([present] if present else []) + added)
 

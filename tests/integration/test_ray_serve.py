@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+pytest.importorskip("ray", reason="the ray extra is not installed")
 ROOT = Path(__file__).resolve().parents[2]
 
 

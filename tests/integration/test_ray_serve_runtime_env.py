@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from servewatch.instrumentation.ray_serve import runtime_env
 
+pytest.importorskip("ray", reason="the ray extra is not installed")
 ROOT = Path(__file__).resolve().parents[2]
 
 

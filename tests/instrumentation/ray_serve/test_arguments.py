@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from ray._common.signature import extract_signature, flatten_args
 from ray.serve.batching import _SingleRequest
-from starlette.requests import Request
-
 from servewatch.instrumentation import NOTHING
 from servewatch.instrumentation.ray_serve.arguments import batch_inputs, call_inputs
 from servewatch.instrumentation.ray_serve.replica import ReplicaInfo
+from starlette.requests import Request
 
 
 @pytest.fixture

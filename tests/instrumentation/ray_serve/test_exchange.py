@@ -6,10 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from starlette.requests import Request
-
 from servewatch.instrumentation import NOTHING, errors
 from servewatch.instrumentation.ray_serve.exchange import MAX_BODY, Exchange, decode_body, request_value
+from starlette.requests import Request
 
 
 class Receive:

@@ -12,18 +12,18 @@ from servewatch.instrumentation.ray_serve.hooks import PATCHES
 
 PATCHED = [f"{module}:{name}" for module, name, _ in PATCHES]
 QUIET = "import warnings; warnings.simplefilter('ignore', DeprecationWarning)\n"
-WRAPPED = QUIET + """
+WRAPPED = QUIET + f"""
 import importlib
 def wrapped():
     found = []
-    for path in %r:
+    for path in {PATCHED!r}:
         module, name = path.split(":")
         owner, attribute = name.split(".")
         value = vars(getattr(importlib.import_module(module), owner))[attribute]
         if type(value).__name__ == "FunctionWrapper":  # wrapt's
             found.append(path)
     return found
-""" % (PATCHED,)
+"""
 
 
 def test_the_entry_point_names_the_instrumentor() -> None:

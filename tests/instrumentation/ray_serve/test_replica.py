@@ -10,7 +10,6 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from ray import serve
 from ray.serve._private.common import DeploymentID, ReplicaID
-
 from servewatch.instrumentation.ray_serve import replica
 
 
@@ -60,7 +59,7 @@ def fake_replica(deployment: str, app: str, unique_id: str) -> Any:
 def test_a_replica_reports_as_its_deployment_with_its_names_on_the_resource(attached: None) -> None:
     target = fake_replica("fraud", "payments, EU", "abc123")
     info = replica.attach(target, Batched)
-    assert replica.current() is info and target._servewatch is info
+    assert replica.current() is info
     assert (info.model, info.application, info.replica_id, info.batched) == ("fraud", "payments, EU", "abc123", True)
     attributes = Resource.create({}).attributes  # what the runtime's resource will read
     assert attributes["ray.serve.application"] == "payments, EU"  # percent-encoded on the way, decoded by the SDK
