@@ -18,6 +18,7 @@ import datasketches as ds
 import numpy as np
 
 from ..column import ColumnProfile
+from ..kll_layout import kll_items
 
 __all__ = ["Categories", "Distribution"]
 
@@ -59,9 +60,9 @@ class Distribution:
         if sketch.is_empty():
             view = cls(np.empty(0), np.empty(0), 0, 0.0)
         else:
-            pairs = np.array(list(sketch), dtype=np.float64)
+            items, weights, low, high = kll_items(sketch.serialize())
             error = sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0
-            view = cls(pairs[:, 0], pairs[:, 1], sketch.n, error, sketch.get_min_value(), sketch.get_max_value())
+            view = cls(items, weights, sketch.n, error, low, high)
         column.view = view
         return view
 

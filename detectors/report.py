@@ -184,12 +184,12 @@ def _compare_column(name: str, signal: str, reference: ColumnProfile | None, cur
             result.statistics[stat] = table[stat](reference, current, bins=bins, min_samples=min_samples)
         else:
             result.statistics[stat] = table[stat](reference, current, min_samples=min_samples)
-    result.quality = quality_ratios(current)
+    rules = column_spec.rules if column_spec is not None else Rules()
+    result.quality = quality_ratios(current, rules)
     new_ratio = None
     if not current.is_numeric and reference is not None and reference.kind == current.kind:
         new_ratio = new_category_ratio(reference, current).value
         result.quality["new_category_ratio"] = new_ratio
-    rules = column_spec.rules if column_spec is not None else Rules()
     result.rules = check_rules(current, rules, reference, new_category_ratio=new_ratio, min_samples=min_samples)
     thresholds = spec.thresholds_for(column_spec)
     severities = [thresholds[stat].severity(value.value) for stat, value in result.statistics.items()

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..column import ColumnProfile
 from ..spec import DEFAULT_MIN_SAMPLES, Rules, Volume
 from .distribution import Categories, Distribution
@@ -51,25 +53,47 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def quality_ratios(column: ColumnProfile) -> dict[str, float | None]:
-    """The column's quality ratios: missing, invalid, out-of-range (numeric, when the column has a range),
-    not-allowed (categorical, when it has an allowed set). None where the column has no values to divide."""
+def quality_ratios(column: ColumnProfile, rules: Rules | None = None) -> dict[str, float | None]:
+    """The column's quality ratios: missing, invalid, out-of-range (numeric), not-allowed (categorical). None
+    where the column has no values to divide.
+
+    The range and allowed-value counts are exact when the producer profiled with the spec's rules. A producer
+    that ran without them counted nothing; then, given ``rules``, the ratios are read from the sketches: exactly
+    0 when the sketch's exact min and max lie within the range, else the sketched share beyond it (within the
+    sketch's rank error); for categories, the share of tracked categories outside ``allowed``."""
     ratios = {
         "missing_ratio": _ratio(column.missing, column.count),
         "invalid_ratio": _ratio(column.invalid + column.non_finite, column.count),
     }
     if column.is_numeric:
-        ratios["out_of_range_ratio"] = _ratio(column.below_min + column.above_max, column.valid)
+        counted = column.below_min + column.above_max
+        ratios["out_of_range_ratio"] = _ratio(counted, column.valid)
+        if not counted and rules is not None and column.valid and (rules.min is not None or rules.max is not None):
+            ratios["out_of_range_ratio"] = _sketched_out_of_range(column, rules)
     else:
         ratios["not_allowed_ratio"] = _ratio(column.not_allowed, column.valid)
+        if not column.not_allowed and rules is not None and rules.allowed is not None and column.valid:
+            view = Categories.of(column)
+            outside = sum(count for name, count in view.counts.items() if name not in rules.allowed)
+            ratios["not_allowed_ratio"] = outside / max(view.n, 1)
     return ratios
+
+
+def _sketched_out_of_range(column: ColumnProfile, rules: Rules) -> float:
+    view = Distribution.of(column)
+    share = 0.0
+    if rules.min is not None and view.low < rules.min:
+        share += float(max(view.cdf_below(np.array([rules.min]))[0], 1.0 / column.valid))
+    if rules.max is not None and view.high > rules.max:
+        share += float(max(1.0 - view.cdf_at(np.array([rules.max]))[0], 1.0 / column.valid))
+    return min(share, 1.0)
 
 
 def check_rules(current: ColumnProfile, rules: Rules, reference: ColumnProfile | None = None, *,
                 new_category_ratio: float | None = None,
                 min_samples: int = DEFAULT_MIN_SAMPLES) -> dict[str, RuleResult]:
     """Every rule that applies to ``current`` under ``rules``, by rule name."""
-    ratios = quality_ratios(current)
+    ratios = quality_ratios(current, rules)
     results: dict[str, RuleResult] = {}
 
     def check(rule: str, value: float | None, limit: float | None) -> None:

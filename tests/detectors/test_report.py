@@ -136,3 +136,17 @@ def test_streaming_detector_windows() -> None:
         cumulative.update(Profile("other"))
     with pytest.raises(ValueError):
         Detector(reference, window=0)
+
+
+def test_range_and_allowed_rules_without_producer_counts() -> None:
+    """A producer that ran without the spec counted no range or allowed-value violations: the sketches tell."""
+    no_spec_reference = Profile.from_data(rows(n=3000, seed=1), model="fraud")
+    drifted = rows(n=3000, seed=2, brazil=0.25)
+    drifted["amount"][:30] = 5000.0  # 1% above max 1000
+    report = compare(no_spec_reference, Profile.from_data(drifted, model="fraud"), SPEC)
+    amount, country = report.columns["amount"], report.columns["country"]
+    assert amount.rules["range"].violated and amount.quality["out_of_range_ratio"] == pytest.approx(0.01, abs=0.006)
+    assert country.rules["allowed"].violated and country.quality["not_allowed_ratio"] == pytest.approx(0.25, abs=0.03)
+    clean = compare(no_spec_reference, Profile.from_data(rows(n=3000, seed=3), model="fraud"), SPEC)
+    assert clean.columns["amount"].quality["out_of_range_ratio"] == 0.0
+    assert not clean.columns["amount"].rules["range"].violated and not clean.columns["country"].rules["allowed"].violated
