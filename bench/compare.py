@@ -14,6 +14,7 @@ from _timing import best
 from scipy.stats import ks_2samp
 
 from servewatch import Profile
+from servewatch.kll_layout import kll_items
 from servewatch.detectors import compare
 
 FEATURES = 20
@@ -26,10 +27,9 @@ def bare_ks(reference: Profile, current: Profile) -> list[float]:
     for name, column in reference.columns.items():
         views = []
         for sketch in (column.sketch, current.columns[name].sketch):
-            pairs = np.array(list(sketch))
-            order = np.argsort(pairs[:, 0])
-            items, cdf = pairs[order, 0], np.cumsum(pairs[order, 1]) / sketch.n
-            views.append((items, cdf))
+            items, weights, _low, _high = kll_items(sketch.serialize())  # the cheapest read of a sketch
+            order = np.argsort(items)
+            views.append((items[order], np.cumsum(weights[order]) / sketch.n))
         points = np.union1d(views[0][0], views[1][0])
         cdfs = [np.concatenate(([0.0], cdf))[np.searchsorted(items, points, side="right")] for items, cdf in views]
         result.append(float(np.max(np.abs(cdfs[0] - cdfs[1]))))
