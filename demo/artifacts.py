@@ -4,7 +4,7 @@ Usage::
 
     spec = write_spec(out, window=6.0)                          # OUT/servewatch.yaml (the embedded spec)
     model = write_model(out, days)                              # OUT/model.json (trained here, in numpy)
-    references = write_reference(out, spec.model("weather"), days, model)   # OUT/reference.pb
+    write_reference(out, spec.model("weather"), days, model)    # OUT/reference.pb; the profiles by signal
     written = write_monitoring(spec, out)                       # dashboards/, alerts/ (same generators as
                                                                 # `servewatch dashboards` / `servewatch alerts`)
     checks = check_monitoring(written)                          # promtool / amtool where installed
@@ -152,16 +152,17 @@ def instructions(out: Path, written: Monitoring, checks: dict[str, str]) -> str:
                        for command, result in checks.items())
     boards = ", ".join(path.name for path in written.dashboards if path.suffix == ".json")
     return f"""\
-Load it into your own stack (everything below was generated from {out / 'servewatch.yaml'}):
-  Grafana     import {out / 'dashboards'}/*.json ({boards}):
-                Dashboards > New > Import > Upload dashboard JSON file, pick your Prometheus data source;
-              or provision them: copy the folder, point options.path in
-                {written.provisioning} at it, and put that file in Grafana's provisioning/dashboards/
-  Prometheus  rule_files: [{written.rules}]
-                promtool check rules {written.rules}; promtool test rules {written.rule_tests}
-              scrape `servewatch detect`'s /metrics as job "servewatch-detector" with honor_labels: true
-  Alertmanager {written.alertmanager}: set the pager / tickets webhook URLs, then
-                amtool check-config {written.alertmanager}
-  Detector    servewatch detect --spec {out / 'servewatch.yaml'} --state {out / 'state'}
-  Reports     servewatch report {out / 'reference.pb'} {out / 'windows'}/<phase>.pb --spec {out / 'servewatch.yaml'} -o report.html --png
+Load it into your own stack (all generated from {out / 'servewatch.yaml'}):
+  Grafana       import {out / 'dashboards'}/*.json ({boards}):
+                  Dashboards > New > Import > Upload dashboard JSON file, then pick your Prometheus data source;
+                or provision them: copy the folder where Grafana can read it, set options.path in
+                  {written.provisioning} to it, and put that file in Grafana's provisioning/dashboards/
+  Prometheus    rule_files: [{written.rules}]
+                  promtool check rules {written.rules}; promtool test rules {written.rule_tests}
+                scrape `servewatch detect`'s /metrics as job "servewatch-detector" with honor_labels: true
+  Alertmanager  {written.alertmanager}: set the pager and tickets webhook URLs, then
+                  amtool check-config {written.alertmanager}
+  Detector      servewatch detect --spec {out / 'servewatch.yaml'} --state {out / 'state'}
+  Reports       servewatch report {out / 'reference.pb'} {out / 'windows'}/<phase>.pb \\
+                  --spec {out / 'servewatch.yaml'} -o report.html --png
   Checked here:{verdicts or ' (promtool / amtool not installed)'}"""

@@ -98,9 +98,11 @@ class LiveView(View):
         self._status: Status | None = None
 
     def event(self, text: str) -> None:
+        if self._status is None:  # before the block (set-up) and after it: plain lines
+            super().event(text)
+            return
         self.events.append(text)
-        if self._status is not None:
-            self.update(self._status)
+        self.update(self._status)
 
     def update(self, status: Status) -> None:
         self._status = status
