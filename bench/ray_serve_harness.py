@@ -100,7 +100,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _session_members(session: int) -> list[int]:
-    """Pids of the processes in ``session`` (read from /proc)."""
+    """Pids of the live processes in ``session`` (read from /proc; zombies are already gone)."""
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -110,7 +110,7 @@ def _session_members(session: int) -> list[int]:
                 fields = stat.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == session:  # after "pid (comm)": state ppid pgrp session
+        if int(fields[3]) == session and fields[0] != b"Z":  # after "pid (comm)": state ppid pgrp session
             members.append(int(entry))
     return members
 

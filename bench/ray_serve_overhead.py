@@ -1,6 +1,6 @@
 """Throughput and latency of the same Ray Serve deployments with and without servewatch, measured side by side.
 
-    python bench/ray_serve_overhead.py [--rounds 12] [--seconds 1.5] [--concurrency 8]
+    python bench/ray_serve_overhead.py [--rounds 20] [--seconds 1.5] [--concurrency 8]
 
 One local cluster (``serve run``, no ``opentelemetry-instrument``) serves the example's ``fraud`` (plain) and
 ``fraud_batched`` (``@serve.batch``) deployments twice: as applications ``plain`` and ``plain_batched``, and as
@@ -118,7 +118,7 @@ def cpu_seconds(pid: int) -> float:
 def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the cluster and the detector on the way out
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()

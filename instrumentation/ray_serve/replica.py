@@ -13,9 +13,10 @@ A Ray Serve replica is an actor with a worker process of its own, so a process h
 there. ``ml.model.name`` is the deployment name (Ray's ``deployment`` label; the name a spec uses).
 
 ``attach`` also adds ``ray.serve.application``, ``ray.serve.deployment`` and ``ray.serve.replica.id`` to
-``OTEL_RESOURCE_ATTRIBUTES`` of the replica process (keys the user already set win), before the first request
-starts the servewatch runtime: they become resource attributes of everything the replica sends (Prometheus
-shows them on ``target_info``, next to the ``instance`` label that tells replicas apart).
+``OTEL_RESOURCE_ATTRIBUTES`` of the replica process (keys the user already set win) before the servewatch
+runtime starts (the ``Replica.__init__`` hook starts it right after): they become resource attributes of
+everything the replica sends (Prometheus shows them on ``target_info``, next to the ``instance`` label that
+tells replicas apart).
 """
 
 from __future__ import annotations
