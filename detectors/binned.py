@@ -26,6 +26,7 @@ The formulas, with p the reference's and q the current's share per bin:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -47,14 +48,20 @@ def shares(reference: ColumnProfile, current: ColumnProfile, bins: int = DEFAULT
     if not reference.is_numeric:
         return category_shares(reference, current)
     ref, cur = Distribution.of(reference), Distribution.of(current)
-    inner = ref.quantiles(np.arange(1, bins) / bins)
-    edges = np.unique(np.concatenate((inner[inner < ref.high], [ref.high])))
+    inner = ref.quantiles(_ranks(bins))
+    edges = np.unique(np.append(inner[inner < ref.high], ref.high))
+    p = np.empty(edges.size + 2)  # shares below the reference's minimum, in each bin, above its maximum
+    q = np.empty(edges.size + 2)
+    for view, out in ((ref, p), (cur, q)):
+        out[0] = view.cdf_below(ref.low) if view is cur else 0.0
+        out[1:-1] = view.cdf_at(edges)
+        out[-1] = 1.0
+    return np.diff(p, prepend=0.0), np.diff(q, prepend=0.0)
 
-    def masses(view: Distribution) -> np.ndarray:
-        below = view.cdf_below(np.array([ref.low]))
-        return np.diff(np.concatenate(([0.0], below, view.cdf_at(edges), [1.0])))
 
-    return masses(ref), masses(cur)
+@functools.lru_cache(maxsize=16)
+def _ranks(bins: int) -> np.ndarray:
+    return np.arange(1, bins) / bins
 
 
 def _d1(p: np.ndarray, q: np.ndarray) -> float:

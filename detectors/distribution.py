@@ -28,20 +28,21 @@ class Distribution:
     <= each item; the last is 1). ``rank_error`` is the sketch's single-sided normalized rank error, 0 while
     the sketch still holds every value."""
 
-    __slots__ = ("items", "cdf", "n", "rank_error", "low", "high")
+    __slots__ = ("items", "cdf", "n", "rank_error", "low", "high", "_steps")
 
     def __init__(self, items: np.ndarray, weights: np.ndarray, n: int, rank_error: float,
                  low: float | None = None, high: float | None = None) -> None:
-        order = np.argsort(items, kind="stable")
+        order = np.argsort(items)
         items, weights = items[order], weights[order]
+        cumulative = np.cumsum(weights)
         if items.size > 1:
-            last = np.append(items[1:] != items[:-1], True)  # collapse ties onto their last position
-            cumulative = np.cumsum(weights)[last]
-            items = items[last]
-        else:
-            cumulative = np.cumsum(weights)
+            last = items[1:] != items[:-1]
+            if not last.all():  # collapse ties onto their last position
+                last = np.append(last, True)
+                cumulative, items = cumulative[last], items[last]
         self.items = items
         self.cdf = cumulative / cumulative[-1] if cumulative.size else cumulative
+        self._steps = np.concatenate(([0.0], self.cdf))  # the CDF left of each item, then at it
         self.n = n
         self.rank_error = rank_error
         self.low = float(items[0]) if low is None and items.size else low
@@ -66,15 +67,13 @@ class Distribution:
         column.view = view
         return view
 
-    def cdf_at(self, points: np.ndarray) -> np.ndarray:
+    def cdf_at(self, points: np.ndarray | float) -> np.ndarray:
         """P(X <= x) for each x in ``points``."""
-        index = np.searchsorted(self.items, points, side="right")
-        return np.concatenate(([0.0], self.cdf))[index]
+        return self._steps[np.searchsorted(self.items, points, side="right")]
 
-    def cdf_below(self, points: np.ndarray) -> np.ndarray:
+    def cdf_below(self, points: np.ndarray | float) -> np.ndarray:
         """P(X < x) for each x in ``points``."""
-        index = np.searchsorted(self.items, points, side="left")
-        return np.concatenate(([0.0], self.cdf))[index]
+        return self._steps[np.searchsorted(self.items, points, side="left")]
 
     def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
         """The smallest retained item whose CDF reaches each rank (inclusive quantiles)."""

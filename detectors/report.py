@@ -26,11 +26,11 @@ from typing import Any
 from ..column import ColumnProfile
 from ..profile import Profile
 from ..spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column, ModelSpec, Rules
-from .binned import DEFAULT_BINS, d1, hellinger, js, psi
+from .binned import DEFAULT_BINS, FORMULAS, d1, hellinger, js, psi, shares
 from .categorical import chi2, cramers_v, linf, new_category_ratio
 from .numeric import ks, wasserstein
 from .rules import RuleResult, check_rules, check_volume, quality_ratios
-from .statistic import Statistic
+from .statistic import Statistic, too_few
 
 __all__ = ["ColumnReport", "Report", "SEVERITIES", "compare", "worst_severity"]
 
@@ -174,14 +174,15 @@ def _compare_column(name: str, signal: str, reference: ColumnProfile | None, cur
     table = _NUMERIC if current.is_numeric else _CATEGORICAL
     wanted = [stat for stat in table if statistics is None or stat in statistics]
     result = ColumnReport(name, signal, current.kind, current.valid, reference.valid if reference else 0)
+    binned: tuple[Any, Any] | None = None
+    refused = too_few("", reference, current, min_samples) if reference is not None else \
+        Statistic("", None, reason="no reference for this column")
     for stat in wanted:
-        if reference is None:
-            result.statistics[stat] = Statistic(stat, None, reason="no reference for this column")
-        elif reference.kind != current.kind:
-            result.statistics[stat] = Statistic(stat, None, reason=f"reference is {reference.kind}, "
-                                                                   f"current is {current.kind}")
-        elif stat in _BINNED:
-            result.statistics[stat] = table[stat](reference, current, bins=bins, min_samples=min_samples)
+        if refused is not None:
+            result.statistics[stat] = Statistic(stat, None, reason=refused.reason)
+        elif stat in _BINNED:  # one binning serves every binned statistic
+            binned = binned or shares(reference, current, bins)
+            result.statistics[stat] = Statistic(stat, FORMULAS[stat](*binned))
         else:
             result.statistics[stat] = table[stat](reference, current, min_samples=min_samples)
     rules = column_spec.rules if column_spec is not None else Rules()

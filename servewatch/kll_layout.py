@@ -19,6 +19,7 @@ Layout (little-endian; see datasketches-cpp ``kll_sketch_impl.hpp``)::
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import numpy as np
@@ -32,6 +33,7 @@ _M = 8
 _MIN_K, _MAX_K = 8, 65535
 _EMPTY, _LEVEL_ZERO_SORTED, _SINGLE_ITEM = 1, 2, 4
 _HEADER = struct.Struct("<BBBBHBB")
+_WEIGHTS = np.exp2(np.arange(64))
 _FULL = struct.Struct("<QHBB")
 
 
@@ -112,12 +114,13 @@ def kll_items(data: bytes, item_size: int = 8) -> tuple[np.ndarray, np.ndarray, 
         value = float(np.frombuffer(data, dtype=dtype, count=1, offset=8)[0])
         return np.array([value]), np.ones(1), value, value
     num_levels = data[18]
-    levels = np.frombuffer(data, dtype="<u4", count=num_levels, offset=20).astype(np.int64)
-    populations = np.diff(np.append(levels, _total_capacity(k, num_levels)))
+    levels = list(struct.unpack_from(f"<{num_levels}I", data, 20))
+    levels.append(_total_capacity(k, num_levels))
+    populations = [levels[i + 1] - levels[i] for i in range(num_levels)]
     start = 20 + 4 * num_levels
-    low, high = np.frombuffer(data, dtype=dtype, count=2, offset=start).tolist()
-    items = np.frombuffer(data, dtype=dtype, count=int(populations.sum()), offset=start + 2 * item_size)
-    weights = np.repeat(np.exp2(np.arange(num_levels)), populations)
+    low, high = struct.unpack_from("<dd" if item_size == 8 else "<ff", data, start)
+    items = np.frombuffer(data, dtype=dtype, count=levels[-1] - levels[0], offset=start + 2 * item_size)
+    weights = np.repeat(_WEIGHTS[:num_levels], populations)
     return items.astype(np.float64), weights, float(low), float(high)
 
 
@@ -134,6 +137,7 @@ def _check_items(items: np.ndarray) -> None:
         _fail("items are not all finite numbers")
 
 
+@functools.lru_cache(maxsize=1024)
 def _total_capacity(k: int, num_levels: int) -> int:
     return sum(max(_M, _capacity_at_depth(k, num_levels - height - 1)) for height in range(num_levels))
 
