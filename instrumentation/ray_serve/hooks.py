@@ -22,7 +22,9 @@ path): ``outcome`` is ``error`` when the user code raised (cancellations include
 ``ray_serve_deployment_error_counter_total``) or the answer's HTTP status is 4xx or 5xx. In a deployment
 with a ``@serve.batch`` method the batch calls carry the profiles and the batch sizes, and requests only
 their latency and outcome, so no row is counted twice. The wrapped Ray function always runs outside anything
-of ours: its result and its exceptions pass through untouched; our own work is guarded.
+of ours: its result and its exceptions pass through untouched; our own work is guarded, a failure counted in
+``servewatch.instrumentation.errors`` under ``error.type`` ``ray_serve.replica``, ``.request``,
+``.arguments``, ``.http``, ``.batch`` or ``.in_flight`` (``ray_serve.instrument`` for the patching).
 """
 
 from __future__ import annotations
