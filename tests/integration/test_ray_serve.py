@@ -130,7 +130,7 @@ def _severities(stack: Stack, model: str) -> dict[tuple[str, str], float]:
 def test_only_the_shifted_feature_is_flagged(stack: Stack) -> None:
     shift = {"scale": 1.0}
     stop = threading.Event()
-    sent: list[int] = []
+    sent: list[Any] = []
     failed: list[Any] = []
 
     def client(seed: int) -> None:
