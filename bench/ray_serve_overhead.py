@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
@@ -160,6 +161,7 @@ def main() -> int:
             if not detector.samples("servewatch_inference_requests_total"):
                 raise RuntimeError("the watched replicas sent no metrics to the detector: not measuring servewatch\n"
                                    + serve.log_tail())
+    shutil.rmtree(work, ignore_errors=True)  # kept when something failed: the logs are there
 
     print(f"\nRay Serve, {args.concurrency} concurrent clients, {args.rounds} rounds of A B B A x "
           f"{args.seconds:g}s (medians over rounds)")
