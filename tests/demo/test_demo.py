@@ -132,7 +132,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     try:
         assert process.stdout is not None
         for line in process.stdout:  # wait until the replay runs (every process is up)
-            if "phase 2/5" in line:
+            if "phase 1/5" in line:
                 break
         assert leftovers(out), "the demo's processes should be running"
         process.send_signal(signal.SIGINT)
@@ -142,6 +142,26 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 130, output
     assert "interrupted" in output
+    assert leftovers(out) == []
+
+
+def test_a_dying_server_stops_everything_with_a_reason(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = demo(out)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("model server:"):
+                break
+        servers = [entry.split(":")[0] for entry in leftovers(out) if "uvicorn" in entry]
+        assert len(servers) == 1
+        os.kill(int(servers[0]), signal.SIGKILL)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, output
+    assert "servewatch demo: server exited with status -9" in output
     assert leftovers(out) == []
 
 
