@@ -3,12 +3,15 @@
 Usage::
 
     processes = Processes(out / "logs")
+    hook = Webhook().start()                                   # Alertmanager's receivers, in this process
     try:
-        start_server(processes, env)                           # uvicorn + the instrumented app
-        url = server_url(processes)                            # once it answers /healthz
-        hook = Webhook().start()                               # Alertmanager's receivers, in this process
-        alerting = start_alerting(processes, out / "stack", rules, alertmanager_yml, detector.metrics_url)
-        processes.check()                                      # raises DemoError when one has died
+        start_server(processes, env)                           # uvicorn + the instrumented app, booting
+        binaries = alerting_binaries()                         # (prometheus, alertmanager) or None
+        if binaries:
+            stack = start_alerting(processes, out / "stack", binaries, rules_yml, alertmanager_document,
+                                   detector.metrics_url, job="servewatch-detector")
+        url = server_url(processes)                            # once the server answers /healthz
+        processes.check()                                      # raises DemoError when a service died
     finally:
         processes.stop(); hook.stop()
 
