@@ -1,6 +1,8 @@
 # servewatch: `make demo` runs the whole loop on this machine; `make test` runs every test.
-# Both set themselves up: Debian packages when run as root (scripts/system-deps.sh), a virtual environment
-# in .venv with servewatch and the framework extras, and (for the Triton tests) .venv-triton.
+# Both set themselves up: a virtual environment in .venv, and Debian packages when run as root
+# (scripts/system-deps.sh). The demo installs only servewatch[demo] and, as root, Prometheus and Alertmanager
+# (it shows pages with them, and runs without them); the tests install the framework extras, Java, and
+# Debian's python3.11 for .venv-triton (PyTriton).
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,14 +13,13 @@ TRITON_STAMP := $(TRITON_VENV)/.installed
 # torch 2.13.0 (CPU) is the build this machine keeps on disk; TorchServe only needs some torch.
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast bench system venv venv-triton clean
+.PHONY: demo test test-fast bench system system-demo venv venv-triton clean
 
 DEMO_OUT := demo-out
 DEMO_STAMP := $(VENV)/.installed-demo
 
 # The demo needs only servewatch[demo] (FastAPI, uvicorn, matplotlib), not the framework extras of the tests.
-# Prometheus and Alertmanager are used where installed (Debian: prometheus, prometheus-alertmanager).
-demo: $(DEMO_STAMP)
+demo: system-demo $(DEMO_STAMP)
 	$(VENV)/bin/servewatch demo --out $(DEMO_OUT)
 
 $(DEMO_STAMP): pyproject.toml
@@ -36,11 +37,16 @@ test: system $(STAMP) $(TRITON_STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not slow"
 
-bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+# Each benchmark prints its ratios against a baseline measured in the same run (bench/_*.py and
+# bench/*_harness.py are helpers, not benchmarks).
+bench: system $(STAMP) $(TRITON_STAMP)
+	@for b in $$(ls bench/*.py | grep -v -e '/_' -e '_harness.py'); do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 system:
 	@sh scripts/system-deps.sh
+
+system-demo:
+	@sh scripts/system-deps.sh demo
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
