@@ -62,8 +62,10 @@ def test_sketch_ks_is_within_its_bound_of_scipy_exact() -> None:
 
 @pytest.mark.slow
 def test_sketch_d1_and_psi_track_the_exact_binned_values() -> None:
-    """Same bins (the reference sketch's deciles), raw data vs sketches: D1 within 0.05 and PSI within
-    0.02 + 20% in >= 99% of 400 pairs."""
+    """Same bins (the reference sketch's deciles), raw data vs sketches, in >= 99% of 400 pairs: D1 within
+    0.05; PSI within 0.02 + 20% where it is below 0.5 (where thresholds live), and on the same side of the
+    default critical level (0.25) everywhere. Above 0.5, bins the reference barely fills make PSI swing with
+    shares below the sketches' resolution (0.003 of the stream read as 0): large either way."""
     d1_ok = psi_ok = total = 0
     for a, b in pairs(400, seed=12):
         reference, current = ColumnProfile("x").update(a), ColumnProfile("x").update(b)
@@ -76,6 +78,7 @@ def test_sketch_d1_and_psi_track_the_exact_binned_values() -> None:
         sketched = shares(reference, current)
         total += 1
         d1_ok += abs(FORMULAS["d1"](*sketched) - FORMULAS["d1"](*exact)) <= 0.05
-        exact_psi = FORMULAS["psi"](*exact)
-        psi_ok += abs(FORMULAS["psi"](*sketched) - exact_psi) <= 0.02 + 0.2 * exact_psi
+        exact_psi, sketched_psi = FORMULAS["psi"](*exact), FORMULAS["psi"](*sketched)
+        same_side = (exact_psi >= 0.25) == (sketched_psi >= 0.25)
+        psi_ok += same_side and (exact_psi >= 0.5 or abs(sketched_psi - exact_psi) <= 0.02 + 0.2 * exact_psi)
     assert d1_ok / total >= 0.99 and psi_ok / total >= 0.99, (d1_ok, psi_ok, total)
