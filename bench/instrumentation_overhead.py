@@ -9,6 +9,12 @@
       profiler must do (target <= 3x).
 2. Batch of 64: added time per value against the raw vectorized sketch update of the same values (21
    ``update(column)`` calls of 64 values each; target <= 1.5x).
+3. The same batch of 1 in the other forms frameworks hand over: time added per call, against the time added
+   for the numpy array of case 1 (each form against its own bare call):
+   a. named float tensors ``{"INPUT": (1, 20) float32}`` in, ``{"OUTPUT": (1, 1)}`` out (PyTriton,
+      tritonclient);
+   b. a torch tensor in and out (TorchServe handlers; skipped without torch), beside the floor of reading two
+      tensors at all (two ``Tensor.numpy()`` calls).
 
 Each figure is the best of several rounds that run the candidates in turn (so they share the machine's load);
 everything runs in this one process with the runtime started (spool exporter, no metric export, 1 h profile interval so no close falls
@@ -65,11 +71,18 @@ def main() -> int:
     def model(x: np.ndarray) -> np.ndarray:
         return x[:, :1] * 0.5
 
+    def named_model(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"OUTPUT": named_output}
+
     monitored = monitor("bench")(model)
+    named = monitor("bench-named")(named_model)
     rng = np.random.default_rng(7)
     one = rng.random((1, FEATURES))
     batch = rng.random((64, FEATURES))
+    named_input = {"INPUT": one.astype(np.float32)}
+    named_output = (one[:, :1] * 0.5).astype(np.float32)
     monitored(one)  # starts the runtime outside the timed loops
+    named(named_input)
     time.sleep(0.5)
 
     sketches = [ds.kll_doubles_sketch(200) for _ in range(FEATURES + 1)]
@@ -89,6 +102,25 @@ def main() -> int:
                            args.seconds * 3)
     batched = best_per_call({"bare": lambda: model(batch), "monitored": lambda: monitored(batch),
                              "raw": raw_columns}, args.seconds * 3)
+    forms: dict[str, Callable[[], object]] = {
+        "numpy bare": lambda: model(one), "numpy": lambda: monitored(one),
+        "named bare": lambda: named_model(named_input), "named": lambda: named(named_input)}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        def tensor_model(x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1] * 0.5
+
+        monitored_tensor = monitor("bench-torch")(tensor_model)
+        tensor_one = torch.from_numpy(one)
+        tensor_one_out = tensor_model(tensor_one)
+        monitored_tensor(tensor_one)
+        forms.update({"torch bare": lambda: tensor_model(tensor_one), "torch": lambda: monitored_tensor(tensor_one),
+                      "Tensor.numpy() x2": lambda: (tensor_one.numpy(), tensor_one_out.numpy())})
+    other = best_per_call(forms, args.seconds * 3)
+    added = {form: other[form] - other[f"{form} bare"] for form in ("numpy", "named", "torch") if form in other}
     bare_1, monitored_1, raw_1 = single["bare"], single["monitored"], single["raw"]
     bare_64, monitored_64, raw_64 = batched["bare"], batched["monitored"], batched["raw"]
     added_1 = monitored_1 - bare_1
@@ -103,6 +135,12 @@ def main() -> int:
     print(f"  bare call {bare_64 * 1e6:8.2f} us   monitored {monitored_64 * 1e6:8.2f} us")
     print(f"  added per value {added_64 * 1e9:6.1f} ns   raw vectorized update per value {raw_value * 1e9:6.1f} ns"
           f"   ratio {added_64 / raw_value:5.2f}x  (target <= 1.5x)")
+    print("batch of 1 in other forms, time added per call:")
+    print(f"  numpy array   {added['numpy'] * 1e6:6.2f} us")
+    print(f"  named tensors {added['named'] * 1e6:6.2f} us   / numpy {added['named'] / added['numpy']:5.2f}x")
+    if torch is not None:
+        print(f"  torch tensor  {added['torch'] * 1e6:6.2f} us   / numpy {added['torch'] / added['numpy']:5.2f}x   "
+              f"(reading two tensors at all: {other['Tensor.numpy() x2'] * 1e6:4.2f} us)")
     flush(10)
     if errors.counts():
         print(f"instrumentation errors: {errors.counts()}", file=sys.stderr)

@@ -7,8 +7,9 @@ Usage::
     pipeline = MetricsPipeline(resource, otlp_metric_exporter(), producers=[histograms.produce])
     meter = pipeline.meter("servewatch")
     meter.create_observable_counter("servewatch.inference.requests", callbacks=[read_requests])
+    pipeline.add_producer(bridge.produce, scope="servewatch.triton")   # more, under a scope of its own
     pipeline.collect()             # run the callbacks and producers, export once (call it every interval)
-    pipeline.shutdown()
+    pipeline.shutdown()            # stops the exporter; exports nothing more
 
 Why not ``PeriodicExportingMetricReader`` with its thread: that thread and the SDK's at-fork hook would go on
 exporting a forked parent's cumulative points from the child under the parent's identity, and a second
@@ -17,8 +18,9 @@ thread (its interval is infinite), so nothing is exported unless ``collect`` is 
 simply builds a new pipeline. The provider is never made global.
 
 ``producers`` are callables returning finished SDK ``Metric`` objects (pre-aggregated data, e.g. histograms a
-hot path keeps itself); they are added to this pipeline's scope at every collection, in the spirit of the
-OpenTelemetry ``MetricProducer`` interface that the Python SDK does not offer yet.
+hot path keeps itself); they are added to this pipeline's scope (``servewatch``, or the scope given to
+``add_producer``) at every collection, in the spirit of the OpenTelemetry ``MetricProducer`` interface that
+the Python SDK does not offer yet.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class _DrivenReader(PeriodicExportingMetricReader):
         super().__init__(exporter, export_interval_millis=math.inf, export_timeout_millis=timeout_millis)
         self._target = exporter
         self._resource = resource
-        self._producers = tuple(producers)
+        self._producers: tuple[tuple[InstrumentationScope, Producer], ...] = tuple(
+            (SCOPE, producer) for producer in producers)
         self._on_failure = on_failure
         self._lock = threading.Lock()
         self._received = False
@@ -75,7 +78,11 @@ class _DrivenReader(PeriodicExportingMetricReader):
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._received = True
-        produced = [metric for producer in self._producers for metric in producer()]
+        produced: dict[InstrumentationScope, list[Metric]] = {}
+        for scope, producer in self._producers:
+            metrics = list(producer())
+            if metrics:
+                produced.setdefault(scope, []).extend(metrics)
         if not produced and not metrics_data.resource_metrics:
             return
         if produced:
@@ -86,19 +93,21 @@ class _DrivenReader(PeriodicExportingMetricReader):
             self._on_failure()
 
 
-def _with(data: MetricsData, produced: list[Metric], resource: Resource) -> MetricsData:
-    """``data`` plus ``produced`` under our scope (merged into that scope where the SDK already has it)."""
+def _with(data: MetricsData, produced: dict[InstrumentationScope, list[Metric]], resource: Resource) -> MetricsData:
+    """``data`` plus ``produced``, each under its scope (merged into that scope where the SDK already has it)."""
     resources = list(data.resource_metrics)
     if not resources:
         resources = [ResourceMetrics(resource=resource, scope_metrics=[], schema_url="")]
     first = resources[0]
     scopes = list(first.scope_metrics)
-    for i, scope in enumerate(scopes):
-        if scope.scope.name == SCOPE.name:
-            scopes[i] = ScopeMetrics(scope=scope.scope, metrics=list(scope.metrics) + produced, schema_url=scope.schema_url)
-            break
-    else:
-        scopes.append(ScopeMetrics(scope=SCOPE, metrics=produced, schema_url=""))
+    for ours, metrics in produced.items():
+        for i, scope in enumerate(scopes):
+            if scope.scope.name == ours.name:
+                scopes[i] = ScopeMetrics(scope=scope.scope, metrics=list(scope.metrics) + metrics,
+                                         schema_url=scope.schema_url)
+                break
+        else:
+            scopes.append(ScopeMetrics(scope=ours, metrics=metrics, schema_url=""))
     resources[0] = ResourceMetrics(resource=first.resource, scope_metrics=scopes, schema_url=first.schema_url)
     return MetricsData(resource_metrics=resources)
 
@@ -116,13 +125,22 @@ class MetricsPipeline:
         """A meter of this pipeline's provider (use the default name to share the producers' scope)."""
         return self._provider.get_meter(name, version)
 
+    def add_producer(self, producer: Producer, *, scope: str = SCOPE.name) -> None:
+        """Add ``producer`` from the next collection on; its metrics go under instrumentation scope ``scope``
+        (with the meter of that name's instruments, if any). A producer that raises fails that collection: wrap
+        code you do not trust."""
+        key = SCOPE if scope == SCOPE.name else InstrumentationScope(scope, __version__)
+        reader = self._reader
+        reader._producers = (*reader._producers, (key, producer))  # one assignment: a collection sees old or new
+
     def collect(self) -> None:
         """Run every callback and producer and export the result once (blocks for the export; a failed export
     calls ``on_failure``)."""
         self._reader.collect(timeout_millis=self._timeout_millis)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop the provider and the exporter (call ``collect`` first for a last export)."""
+        """Stop the provider and the exporter. It exports nothing itself: ``collect`` first for a last export,
+        once."""
         self._provider.shutdown(timeout_millis=timeout * 1000)
 
 

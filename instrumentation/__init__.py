@@ -57,10 +57,15 @@ of ours so that its result and its exceptions pass through untouched:
   ``inputs`` / ``outputs``: the batch as the model sees it (tensors, arrays, dicts of named tensors, lists of
   per-request values; omit what you do not have). ``duration``: seconds of the call; each request of the call
   counts it once. ``batch_size``: rows (default: counted from ``inputs``). ``requests``: client requests the
-  call served (default ``len(request_ids)``, else 1). ``outcome="error"`` when the call raised (outputs are
-  then omitted). ``record`` never raises and returns in microseconds. Arrays are read before it returns
+  call served (default ``len(request_ids)``, else 1; ``0`` counts the batch but no request, for a batch
+  whose requests are counted elsewhere). ``outcome="error"`` when the call raised (outputs are then omitted).
+  ``record`` never raises and returns in microseconds. Arrays are read before it returns
   (small batches copied, large ones profiled at once), so the framework may free or reuse that memory
   afterwards (Triton's python backend frees request tensors when ``execute`` returns).
+
+**Profile rows without counting a call** (a handler that runs its model chunk by chunk):
+``profile_rows(model, inputs, outputs, framework=...)`` per chunk adds them to the profiles and counters of
+values only; then ``record(model, duration=..., batch_size=..., framework=...)`` once for the call.
 
 **Report queue time** bridged from the framework's own metrics: ``observe_queue_time(source,
 framework=...)`` registers ``source() -> {model: cumulative seconds}`` (e.g. scraping TorchServe's
@@ -69,10 +74,24 @@ converted to seconds), polled at each metric collection in serving processes onl
 process serves. For queue time measured in-process per call: ``record_queue_time(model, seconds,
 framework=...)``.
 
+**Export a bridge's own metrics** (figures only the framework has: Triton's compute time, its GPU gauges)
+with the instrumentation's, under the process's ``service.instance.id`` and without a pipeline or thread of
+your own: ``register_metrics(setup, produce=..., scope="servewatch.<framework>")``, where ``setup(meter)``
+creates observable instruments on a meter of that scope and ``produce()`` returns pre-aggregated SDK
+``Metric`` objects at each collection. Like ``observe_queue_time`` it starts nothing: only a serving process
+collects them.
+
 **Guard a hook** so it can never raise into the request: ``with guard("ray_serve.args"): ...`` or
 ``@guard("torchserve.context")`` on a helper; the exception is counted in
 ``servewatch.instrumentation.errors{error.type=<kind>}``, logged once per kind, and swallowed. ``observe``,
 ``record`` and ``ServewatchInstrumentor.instrument`` are guarded already; guard only your own extra code.
+
+**Stay cheap to load.** ``opentelemetry-instrument`` loads every entry point in every process it starts (TorchServe's
+metric collector every minute, Ray's many helpers). Importing this package, the instrumentor base and
+``servewatch`` itself loads neither numpy, datasketches nor the OpenTelemetry SDK (they load with the runtime,
+on the first inference); keep your entry-point module and ``_patch`` as light: name wrappers by path
+(``self.wrap(module, name, "package.module:function")``) so that their module loads with the framework's, and
+import nothing optional at module level (a non-``ImportError`` there aborts every instrumentor of the process).
 
 **Stay inert, survive forks.** Nothing starts until the first ``record``/``observe`` in a process: the
 launcher, TorchServe's ``metric_collector.py``, Ray's agents never export (do not call ``record`` from code
@@ -90,8 +109,8 @@ from typing import Any
 
 from .guard import errors, guard
 from .monitor import Inference, Monitor, monitor, observe
-from .recorder import NOTHING
-from .runtime import flush, observe_queue_time, record, record_queue_time
+from .runtime import flush, observe_queue_time, profile_rows, record, record_queue_time, register_metrics
+from .sentinel import NOTHING
 
 __all__ = [
     "NOTHING",
@@ -104,8 +123,10 @@ __all__ = [
     "monitor",
     "observe",
     "observe_queue_time",
+    "profile_rows",
     "record",
     "record_queue_time",
+    "register_metrics",
 ]
 
 

@@ -10,9 +10,10 @@ Usage::
     buffer.counts()                               # column -> [values, missing, invalid] since the process started
 
 Sketch updates are cheap per value but not per call (a numpy pass and a C++ call per column, a few
-microseconds), so small batches are gathered first: numeric rows are copied into a preallocated column-major
-block of :data:`BLOCK_VALUES` values (at least :data:`FLUSH_ROWS` rows; each column contiguous, so it reaches
-the sketch without another copy), other kinds are kept as a list of chunks of up to :data:`FLUSH_ROWS` rows.
+microseconds), so small batches are gathered first: numeric rows (a 2-D float array, or named 2-D float
+tensors side by side) are copied into a preallocated column-major block of :data:`BLOCK_VALUES` values (at
+least :data:`FLUSH_ROWS` rows; each column contiguous, so it reaches the sketch without another copy), other
+kinds are kept as a list of chunks of up to :data:`FLUSH_ROWS` rows.
 The block is profiled when full, when a batch of another shape arrives, and before the profile is read or
 closed; a batch as big as the block goes straight in. Memory per buffer: one block (at most
 ``max(BLOCK_VALUES, FLUSH_ROWS x MAX_BLOCK_WIDTH)`` doubles, 512 KiB) plus ``FLUSH_ROWS`` rows of chunks.
@@ -27,7 +28,7 @@ import numpy as np
 from servewatch.profile import Profile
 from servewatch.spec import ModelSpec
 
-from .extraction import DENSE, Batch, Extractor, combine
+from .extraction import DENSE, TENSORS, Batch, Extractor, combine
 from .guard import errors
 
 __all__ = ["BLOCK_VALUES", "FLUSH_ROWS", "MAX_BLOCK_WIDTH", "MAX_CLASSES", "SignalBuffer"]
@@ -60,6 +61,7 @@ class SignalBuffer:
         self._slots: set[str] = set()
         self._kind: str | None = None
         self._signature: Any = None
+        self._width = 0
         self._block: np.ndarray | None = None
         self._filled = 0
         self._chunks: list[Any] = []
@@ -76,13 +78,18 @@ class SignalBuffer:
         if kind is not self._kind or signature != self._signature:
             self.flush()
             self._kind, self._signature = kind, signature
-        if kind is DENSE:
+            if kind is TENSORS:
+                self._width = sum(width for _, width in signature)
+            elif kind is DENSE:
+                self._width = signature
+        if kind is DENSE or kind is TENSORS:
+            width = self._width
             block = self._block
-            if block is None or block.shape[1] != signature:
-                if signature > MAX_BLOCK_WIDTH:
+            if block is None or block.shape[1] != width:
+                if width > MAX_BLOCK_WIDTH:
                     self._update(data)
                     return
-                block = self._block = np.empty((max(FLUSH_ROWS, BLOCK_VALUES // signature), signature), order="F")
+                block = self._block = np.empty((max(FLUSH_ROWS, BLOCK_VALUES // width), width), order="F")
             capacity = block.shape[0]
             if rows >= capacity:
                 self.flush()
@@ -90,10 +97,21 @@ class SignalBuffer:
                 return
             if self._filled + rows > capacity:
                 self.flush()
-            if rows == 1:
-                block[self._filled] = data  # a row index is cheaper than a slice (numpy drops the leading 1)
+            filled = self._filled
+            if kind is DENSE:
+                if rows == 1:
+                    block[filled] = data  # a row index is cheaper than a slice (numpy drops the leading 1)
+                else:
+                    block[filled:filled + rows] = data
             else:
-                block[self._filled:self._filled + rows] = data
+                offset = 0
+                for array in data.values():  # in the signature's order
+                    end = offset + array.shape[1]
+                    if rows == 1:
+                        block[filled, offset:end] = array
+                    else:
+                        block[filled:filled + rows, offset:end] = array
+                    offset = end
             self._filled += rows
             if self._filled == capacity:
                 self.flush()
@@ -107,7 +125,8 @@ class SignalBuffer:
         """Profile what is gathered now."""
         if self._filled:
             filled, self._filled = self._filled, 0
-            self._update(self._block[:filled])  # type: ignore[index]
+            rows = self._block[:filled]  # type: ignore[index]
+            self._update(rows if self._kind is DENSE else _tensors(rows, self._signature))
         if self._chunks:
             chunks, self._chunks, self._chunk_rows = self._chunks, [], 0
             try:
@@ -172,6 +191,16 @@ class SignalBuffer:
                     self._slots.add(category)
             counts[category] = counts.get(category, 0) + int(round(estimate))
         return counts
+
+
+def _tensors(block: np.ndarray, signature: tuple[tuple[str, int], ...]) -> dict[str, np.ndarray]:
+    """The named tensors gathered side by side in ``block``, as views of it."""
+    tensors = {}
+    offset = 0
+    for name, width in signature:
+        tensors[name] = block[:, offset:offset + width]
+        offset += width
+    return tensors
 
 
 def _column_counts(profile: Profile) -> dict[str, tuple[int, int, int]]:

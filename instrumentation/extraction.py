@@ -8,6 +8,7 @@ Usage::
     batch = extract(np.random.rand(8, 20))        # ("dense", the array, 8 rows, width 20)
     batch = extract([{"amount": 3.5, "country": "DE"}])           # kind "rows"
     batch = extract(torch_images)                 # kind "columns": {"mean.0": ..., "std.0": ..., ...}
+    batch = extract({"INPUT": np.random.rand(8, 4)})              # kind "tensors": named 2-D float arrays
 
 Accepted values, and the batch they become (``N`` rows):
 
@@ -16,12 +17,16 @@ Accepted values, and the batch they become (``N`` rows):
 - a mapping: named tensors / columns (``{"x": (N, 3) array, "text": [...]}``), or one row when every value is a
   scalar (``{"amount": 3.5}``); a pandas DataFrame (its columns) or Series;
 - a list: dict rows (JSON), list rows, scalars (one column), strings, arrays/tensors (one per sample: stacked;
-  single-row batches ``(1, ...)`` are concatenated), dicts of arrays (per-request named tensors: merged);
+  single-row batches ``(1, ...)`` are concatenated), dicts of arrays (per-request named tensors, each with a
+  leading batch dimension: concatenated along it, e.g. two ``(3, 4)`` requests give 6 rows of 4 columns);
 - a string (one text row), bytes (one payload: ``bytes`` = its size), a number (one row, one column);
 - a pydantic model or a dataclass instance (or a list of them): its fields, as a mapping (or dict rows), as
   FastAPI hands request bodies to an endpoint.
 
-Anything else raises :class:`Unsupported` (the recorder counts it as ``unsupported.<signal>``).
+Anything else raises :class:`Unsupported` (the recorder counts it as ``unsupported.<signal>``). How a value is
+read is decided once per type and cached (:data:`MAX_TYPES` types), so a torch tensor costs what a numpy
+array does plus ``Tensor.numpy()``; named 2-D float arrays of equal rows (what PyTriton and tritonclient
+send) take a short path too (kind :data:`TENSORS`: the buffer copies them side by side into one block).
 
 Columns are then named and bounded: by the spec's ``source`` when the spec lists columns for the signal
 (:func:`servewatch.columns.split_columns` applies it when the rows are profiled), else automatically (``f<i>``
@@ -46,7 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -55,18 +60,28 @@ import numpy as np
 from servewatch.columns import split_columns
 from servewatch.spec import Column
 
+from .arrays import (
+    Unsupported,
+    as_array,
+    is_arraylike,
+    is_tensor_type,
+    merge_requests,
+    rectangular,
+    stack,
+    tensor_array,
+)
 from .projections import (
     ROW_PROJECTIONS,
     class_columns,
     image_columns,
     is_probabilities,
     is_text,
-    subsample,
     text_columns,
     wide_columns,
 )
 
-__all__ = ["COLUMNS", "DENSE", "OBJECTS", "ROWS", "Batch", "Extractor", "Unsupported", "combine"]
+__all__ = ["COLUMNS", "DENSE", "MAX_TYPES", "OBJECTS", "ROWS", "TENSORS", "Batch", "Extractor", "Unsupported",
+           "combine"]
 
 DENSE = "dense"
 """A 2-D numeric array; ``signature`` is its width."""
@@ -76,6 +91,11 @@ COLUMNS = "columns"
 """A mapping of column or tensor name -> values (N along the first axis)."""
 ROWS = "rows"
 """A list of rows (dicts or sequences)."""
+TENSORS = "tensors"
+"""A mapping of tensor name -> 2-D float array, all of N rows and none needing a projection; ``signature`` is
+``((name, width), ...)``."""
+MAX_TYPES = 256
+"""Value types whose way of reading is remembered (further types are classified on every call)."""
 
 _NUMERIC = "biuf"
 
@@ -83,10 +103,6 @@ _NUMERIC = "biuf"
 Batch = tuple[str, Any, int, Any]
 """One extracted batch, ``(kind, data, rows, signature)``: rows of one kind; batches with equal kind and
 signature can be combined. (A plain tuple: it is made on every call.)"""
-
-
-class Unsupported(TypeError):
-    """A value of a type the extractor does not know how to read."""
 
 
 class Extractor:
@@ -107,25 +123,71 @@ class Extractor:
 
     def extract(self, value: Any) -> Batch | None:
         """The batch ``value`` holds (None for None or an empty batch); raises :class:`Unsupported`."""
-        if type(value) is np.ndarray:
+        cls = type(value)
+        if cls is np.ndarray:
             shape = value.shape
             if len(shape) == 2 and shape[1] <= self._plain_width and shape[0] and value.dtype.kind == "f":
                 return DENSE, value, shape[0], shape[1]  # the common case, kept short
             return self._unnamed(value)
-        if value is None:
+        reader = _READERS.get(cls)
+        if reader is None:
+            reader = _reader(cls)
+        return reader(self, value)
+
+    # -- one reader per kind of value (chosen by type in _reader) ------------------------------------------
+
+    def _tensor(self, value: Any) -> Batch | None:
+        return self.extract(tensor_array(value))
+
+    def _dict(self, value: Mapping[Any, Any]) -> Batch | None:
+        tensors = self._tensors(value)
+        if tensors is not None:
+            return tensors
+        if value and all(_is_scalar(item) for item in value.values()):
+            return ROWS, [value], 1, None
+        return self._mapping(value)
+
+    def _tensors(self, mapping: Mapping[Any, Any]) -> Batch | None:
+        """``mapping`` as a :data:`TENSORS` batch when every value is a 2-D float array of the same rows that
+        needs no projection; else None (the general path reads it)."""
+        rows = 0
+        signature = []
+        named = True
+        for name, array in mapping.items():
+            if type(array) is not np.ndarray or array.dtype.kind != "f":
+                return None
+            shape = array.shape
+            if len(shape) != 2 or not shape[0] or shape[1] > self._plain_width or (rows and shape[0] != rows):
+                return None
+            rows = shape[0]
+            if type(name) is not str:
+                named, name = False, str(name)
+            signature.append((name, shape[1]))
+        if not rows or (len(signature) > self.max_columns and not self.columns):
             return None
-        if isinstance(value, Mapping):
-            if value and all(_is_scalar(item) for item in value.values()):
-                return ROWS, [value], 1, None
-            return self._mapping(value)
-        if isinstance(value, (list, tuple)):
-            return self._sequence(value)
-        if isinstance(value, str):
-            return self._strings([value], "", unnamed=True)
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return COLUMNS, {"bytes": np.array([float(len(value))])}, 1, (("bytes", ()),)
-        if isinstance(value, (numbers.Number, np.generic)):
-            return self._unnamed(np.asarray([value]))
+        if not named:
+            mapping = {str(name): array for name, array in mapping.items()}
+        return TENSORS, mapping, rows, tuple(signature)
+
+    def _text(self, value: str) -> Batch:
+        return self._strings([value], "", unnamed=True)
+
+    def _bytes(self, value: bytes | bytearray | memoryview) -> Batch:
+        return COLUMNS, {"bytes": np.array([float(len(value))])}, 1, (("bytes", ()),)
+
+    def _number(self, value: Any) -> Batch | None:
+        return self._unnamed(np.asarray([value]))
+
+    def _none(self, value: None) -> None:
+        return None
+
+    def _other(self, value: Any) -> Batch | None:
+        """Everything else, by what the value itself offers."""
+        cls = value.__class__
+        if cls is not type(value):  # a proxy (wrapt.ObjectProxy ...): read as what it stands for
+            reader = _reader(cls)
+            if reader is not Extractor._other:
+                return reader(self, value)
         if _is_dataframe(value):
             names = list(value.columns)[: len(value.columns) if self.columns else self.max_columns]
             return self._mapping({str(name): value[name].to_numpy() for name in names})
@@ -175,7 +237,7 @@ class Extractor:
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
             return self._strings(value, name + ".")[1]
         array = value if isinstance(value, np.ndarray) else as_array(value) if not isinstance(value, (list, tuple)) \
-            else _rectangular(value)
+            else rectangular(value)
         if array is None:  # ragged or mixed lists: their items, as they are
             return {name: list(value)}
         if array.ndim == 0:
@@ -226,19 +288,20 @@ class Extractor:
             return None
         first = values[0]
         if isinstance(first, Mapping):
-            if any(_is_arraylike(item) for item in first.values()):
-                return self._mapping(_merge_requests(values))
+            if any(is_arraylike(item) for item in first.values()):
+                merged = merge_requests(values)
+                return self._tensors(merged) or self._mapping(merged)
             return ROWS, list(values), len(values), None
         if isinstance(first, str):
             return self._strings(values, "", unnamed=True)
         if isinstance(first, (bytes, bytearray)):
             sizes = np.array([float(len(item)) if isinstance(item, (bytes, bytearray)) else np.nan for item in values])
             return _columns_batch({"bytes": sizes})
-        if _is_arraylike(first):
-            return self._unnamed(_stack([as_array(item) for item in values]))
+        if is_arraylike(first):
+            return self._unnamed(stack([as_array(item) for item in values]))
         if _fields(first) is not None:  # pydantic models, dataclasses: rows of fields
             return ROWS, [_fields(item) for item in values], len(values), None
-        table = _rectangular(values)
+        table = rectangular(values)
         if table is not None and table.dtype.kind in _NUMERIC and table.ndim <= 2:
             return self._unnamed(table)
         return ROWS, list(values), len(values), None
@@ -264,6 +327,25 @@ class Extractor:
         return prepared
 
 
+_Reader = Callable[[Extractor, Any], "Batch | None"]
+_READERS: dict[type, _Reader] = {}
+_BY_TYPE: tuple[tuple[type | tuple[type, ...], _Reader], ...] = (
+    (type(None), Extractor._none), (Mapping, Extractor._dict), ((list, tuple), Extractor._sequence),
+    (str, Extractor._text), ((bytes, bytearray, memoryview), Extractor._bytes),
+    ((numbers.Number, np.generic), Extractor._number))
+
+
+def _reader(cls: type) -> _Reader:
+    """How values of type ``cls`` are read (in :data:`_BY_TYPE`'s order, then torch tensors; ndarray subclasses,
+    DataFrames, pydantic models, proxies ... by the value each time), remembered for :data:`MAX_TYPES` types."""
+    reader = next((reader for kinds, reader in _BY_TYPE if issubclass(cls, kinds)), None)
+    if reader is None:
+        reader = Extractor._tensor if is_tensor_type(cls) else Extractor._other
+    if len(_READERS) < MAX_TYPES:
+        _READERS[cls] = reader
+    return reader
+
+
 def combine(kind: str, chunks: list[Any]) -> Any:
     """One batch from several of the same kind and signature."""
     if len(chunks) == 1:
@@ -280,27 +362,6 @@ def combine(kind: str, chunks: list[Any]) -> Any:
                 combined[name] = list(chain.from_iterable(parts))
         return combined
     return np.concatenate(chunks)
-
-
-def as_array(value: Any) -> np.ndarray:
-    """A numpy array of a tensor or array-like value (torch without importing torch); raises Unsupported."""
-    if isinstance(value, np.ndarray):
-        return value
-    module = type(value).__module__
-    if module.startswith("torch") and hasattr(value, "detach"):
-        tensor = value.detach()
-        if tensor.ndim >= 3:
-            tensor = subsample(tensor)
-        tensor = tensor.cpu()
-        try:
-            return tensor.numpy()
-        except (TypeError, RuntimeError):  # bfloat16 and other dtypes numpy lacks
-            return tensor.float().numpy()
-    if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
-        return np.asarray(value)
-    if callable(getattr(value, "numpy", None)):  # TensorFlow eager tensors and the like
-        return np.asarray(value.numpy())
-    raise Unsupported(f"a value of type {module}.{type(value).__qualname__}")
 
 
 def _fields(value: Any) -> dict[str, Any] | None:
@@ -334,36 +395,5 @@ def _labels(array: np.ndarray) -> np.ndarray:
     return array.astype(str)
 
 
-def _is_arraylike(value: Any) -> bool:
-    return isinstance(value, np.ndarray) or (type(value).__module__.startswith("torch") and hasattr(value, "detach"))
-
-
 def _is_dataframe(value: Any) -> bool:
     return hasattr(value, "columns") and hasattr(value, "iloc") and hasattr(value, "to_numpy")
-
-
-def _rectangular(values: Sequence[Any]) -> np.ndarray | None:
-    """``values`` as one array when they form one (not ragged), else None."""
-    try:
-        array = np.asarray(values)
-    except (ValueError, TypeError):
-        return None
-    return array if array.dtype != object else None
-
-
-def _stack(arrays: list[np.ndarray]) -> np.ndarray:
-    """One batch from per-sample arrays (stacked) or per-request batches of one row (concatenated)."""
-    shapes = {array.shape for array in arrays}
-    if len(shapes) == 1:
-        stacked = np.stack(arrays)
-        return stacked[:, 0] if stacked.ndim >= 3 and arrays[0].shape[0] == 1 else stacked
-    if len({array.shape[1:] for array in arrays}) == 1 and arrays[0].ndim >= 1:
-        return np.concatenate(arrays)
-    raise Unsupported(f"arrays of different shapes {sorted(shapes)[:3]}")
-
-
-def _merge_requests(requests: Sequence[Any]) -> dict[str, np.ndarray]:
-    """Per-request mappings of tensors (PyTriton, tritonclient) as one mapping of batches."""
-    keys = list(requests[0])
-    return {str(key): _stack([as_array(request[key]) for request in requests if isinstance(request, Mapping)])
-            for key in keys}

@@ -25,9 +25,9 @@ into columns; ``unsupported.input`` / ``unsupported.prediction`` for a type nobo
 could not be loaded: automatic columns are used), ``export.setup``, ``export.profiles`` (a delivery failed;
 the profiles stay pending), ``export.metrics``, ``export.shutdown``, ``profiles.dropped`` (pending profiles
 dropped while the receiver was unreachable, counted per profile), ``runtime`` and ``flush`` (the background
-thread), ``queue_time``, ``gpu``, ``model.limit`` (more models than the recorder keeps), ``monitor`` (the
-generic API's argument handling), ``<framework>.hook`` (``observe``'s callables), ``<framework>.instrument``
-(patching).
+thread), ``queue_time``, ``metrics.source`` (a bridge's metrics registered with ``register_metrics``),
+``gpu``, ``model.limit`` (more models than the recorder keeps), ``monitor`` (the generic API's argument
+handling), ``<framework>.hook`` (``observe``'s callables), ``<framework>.instrument`` (patching).
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 
 from . import runtime
 from .guard import errors
-from .recorder import NOTHING
 from .runtime import record
+from .sentinel import NOTHING
 
 __all__ = ["Inference", "Monitor", "monitor", "observe"]
 

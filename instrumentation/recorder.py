@@ -31,14 +31,13 @@ from servewatch.wire import Limits
 from .buffer import SignalBuffer
 from .extraction import Unsupported
 from .guard import errors
+from .sentinel import NOTHING
 from .stats import RequestStats
 
 __all__ = ["MAX_MODELS", "NOTHING", "ModelState", "Recorder"]
 
 MAX_MODELS = 256
 """Models one process keeps state for; calls for further names are dropped and counted (``model.limit``)."""
-NOTHING: Any = type("Nothing", (), {"__repr__": lambda self: "NOTHING", "__slots__": ()})()
-"""Stands for "not given" where None is a legitimate value."""
 _MAX_NAME = Limits().max_name_length
 
 
@@ -46,7 +45,7 @@ class ModelState:
     """Everything recorded for one model in this process."""
 
     __slots__ = ("name", "framework", "lock", "stats", "queue_seconds", "inputs", "predictions", "attributes",
-                 "created")
+                 "created", "calls")
 
     def __init__(self, name: str, framework: str, spec: Spec, max_columns: int, now: float) -> None:
         self.name = name
@@ -59,6 +58,8 @@ class ModelState:
         self.predictions = SignalBuffer(name, "prediction", spec=model_spec, max_columns=max_columns, start=now)
         self.attributes = {"ml.model.name": name, "ml.framework": framework}
         self.created = now
+        self.calls = 0
+        """Calls recorded (profile-only ones included), for telling whether anything happened since a flush."""
 
 
 class Recorder:
@@ -90,8 +91,9 @@ class Recorder:
 
     def record(self, model: str, framework: str, inputs: Any = NOTHING, outputs: Any = NOTHING,
                duration: float | None = None, batch_size: int | None = None, outcome: str = "ok",
-               requests: int = 1) -> None:
-        """One inference call (see :func:`servewatch.instrumentation.record` for the arguments)."""
+               requests: int | None = 1) -> None:
+        """One inference call (see :func:`servewatch.instrumentation.record` for the arguments); ``requests=None``
+        adds the profile rows only (:func:`servewatch.instrumentation.profile_rows`)."""
         state = self._models.get(model)
         if state is None:
             if type(model) is not str or not 0 < len(model) <= _MAX_NAME:
@@ -114,7 +116,9 @@ class Recorder:
             batch = in_batch or out_batch
             batch_size = batch[2] if batch is not None else None
         with state.lock:
-            state.stats.add(outcome, duration, batch_size, requests)
+            state.calls += 1
+            if requests is not None:
+                state.stats.add(outcome, duration, batch_size, requests)
             if in_batch is not None:
                 state.inputs.add(in_batch)
             if out_batch is not None:
@@ -128,6 +132,15 @@ class Recorder:
         if state is not None:
             with state.lock:
                 state.queue_seconds += seconds
+
+    def totals(self) -> tuple[Any, ...]:
+        """A snapshot that changes whenever anything is recorded (calls, queue time, failures): equal snapshots
+        mean the metrics have nothing new to say."""
+        models = []
+        for state in self.states():
+            with state.lock:
+                models.append((state.name, state.calls, state.queue_seconds))
+        return tuple(models), sum(errors.counts().values())
 
     def close(self, now: float) -> list[Profile]:
         """End the interval of every model at ``now``; the closed profiles that hold rows."""

@@ -25,7 +25,16 @@ Lifecycle:
   ``subprocess``/``exec`` is a new interpreter and gets its own in the same way.
 - **Exit.** When the main thread ends, and again at ``atexit``, the last (partial) interval is closed and
   exported together with a last metric collection, waiting at most :data:`EXIT_TIMEOUT` seconds each time.
-  A process that ends with ``os._exit`` (a ``multiprocessing`` child) loses its last interval.
+  The metrics leave once: an exit flush collects only when something was recorded since the last flush
+  (threads still serving after the main thread ended). A process that ends with ``os._exit`` (a
+  ``multiprocessing`` child) loses its last interval.
+- **Bridges' metrics.** :func:`register_metrics` adds a framework bridge's own instruments and pre-aggregated
+  metrics to this pipeline (same resource, same ``service.instance.id``, same thread); like
+  :func:`observe_queue_time` it starts nothing, and only a serving process ever collects them.
+
+Cheap to import: the recorder (numpy, datasketches), the spec and the exporters (the OpenTelemetry SDK) load
+when the runtime starts, so the framework hooks that import this module cost nothing in processes that never
+serve.
 """
 
 from __future__ import annotations
@@ -37,16 +46,21 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-from servewatch.spec import Spec
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .guard import errors, guard
-from .recorder import NOTHING, Recorder
+from .sentinel import NOTHING
 from .settings import Settings
 
-__all__ = ["EXIT_TIMEOUT", "Runtime", "current", "flush", "observe_queue_time", "record", "record_queue_time"]
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+    from opentelemetry.sdk.metrics.export import Metric
+
+    from servewatch.spec import Spec
+
+__all__ = ["EXIT_TIMEOUT", "Runtime", "current", "flush", "observe_queue_time", "profile_rows", "record",
+           "record_queue_time", "register_metrics"]
 
 EXIT_TIMEOUT = 5.0
 """Seconds the process waits at exit for the last profiles and metrics to leave."""
@@ -60,6 +74,7 @@ _runtime: Runtime | None = None
 _disabled = False
 _hooks_installed = False
 _queue_sources: list[tuple[Callable[[], Mapping[str, float]], str]] = []
+_metric_sources: list[tuple[Callable[[Meter], object] | None, Callable[[], Iterable[Metric]] | None, str]] = []
 
 
 class Runtime:
@@ -72,12 +87,16 @@ class Runtime:
         self.instance_id = str(uuid.uuid4())
         self.started = time.time()
         self.spec = _load_spec(settings.spec_path)
+        from .recorder import Recorder
+
         self.recorder = Recorder(self.spec, max_columns=settings.max_columns)
         self.resource: Any = None
         self.profile_exporter: Any = None
         self.metrics: Any = None
         self.gpus = 0
         self._sequences: dict[tuple[str, str], int] = {}
+        self._sources = 0  # how many of _metric_sources the pipeline has taken
+        self._flushed: tuple[Any, ...] | None = None  # the recorder's totals at the last flush's collection
         self._cycle = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="servewatch", daemon=True)
@@ -107,7 +126,10 @@ class Runtime:
                     self._collect()
 
     def _setup(self) -> None:
-        """Build whichever exporter is still missing (a failure is counted and retried next cycle)."""
+        """Build whichever exporter is still missing (a failure is counted and retried next cycle) and hand the
+        metrics pipeline the sources registered since."""
+        if self.metrics is not None and self._sources < len(_metric_sources):
+            self._add_sources(self.metrics)
         if self.profile_exporter is not None and (self.metrics is not None or self.settings.metrics_exporter == "none"):
             return
         with guard("export.setup"):
@@ -153,7 +175,18 @@ class Runtime:
         telemetry.register(meter)
         with guard("gpu"):
             self.gpus = register_gpu_metrics(meter)
+        self._add_sources(pipeline)
         return pipeline
+
+    def _add_sources(self, pipeline: Any) -> None:
+        """Give ``pipeline`` the metric sources registered since the last call (each one once)."""
+        sources, self._sources = _metric_sources[self._sources:], len(_metric_sources)
+        for setup, produce, scope in sources:
+            with guard("metrics.source"):
+                if setup is not None:
+                    setup(pipeline.meter(scope))
+                if produce is not None:
+                    pipeline.add_producer(_guarded(produce), scope=scope)
 
     def _close_profiles(self, now: float) -> None:
         profiles = self.recorder.close(now)
@@ -171,16 +204,23 @@ class Runtime:
             if exporter.pending:
                 errors.report("export.profiles")
 
-    def _collect(self) -> None:
-        if self.metrics is not None:
-            with guard("export.metrics"):
-                self.metrics.collect()
+    def _collect(self, *, exiting: bool = False, flushing: bool = False) -> None:
+        """Export the metrics; at exit only if anything changed since the last flush (they leave once)."""
+        if self.metrics is None:
+            return
+        totals = self.recorder.totals() if exiting or flushing else None
+        if exiting and totals == self._flushed:
+            return
+        self._flushed = totals
+        with guard("export.metrics"):
+            self.metrics.collect()
 
     # -- on demand -------------------------------------------------------------------------------------------
 
-    def flush(self, timeout: float, *, final: bool = False) -> bool:
+    def flush(self, timeout: float, *, final: bool = False, exiting: bool = False) -> bool:
         """Close the current profiles and export them and the metrics now, waiting at most ``timeout`` seconds;
-        ``final`` also stops the thread and the exporters. True when it finished in time."""
+        ``final`` also stops the thread and the exporters; ``exiting`` (the exit hooks) skips the metrics when
+        nothing was recorded since the previous flush. True when it finished in time."""
         if final:
             self._stop.set()
 
@@ -188,7 +228,7 @@ class Runtime:
             with self._cycle, guard("flush"):
                 self._setup()
                 self._close_profiles(time.time())
-                self._collect()
+                self._collect(exiting=exiting or final, flushing=True)
                 if final:
                     for part in (self.profile_exporter, self.metrics):
                         if part is not None:
@@ -209,11 +249,22 @@ def _next_multiple(now: float, interval: float) -> float:
     return (math.floor(now / interval) + 1) * interval
 
 
+def _guarded(produce: Callable[[], Iterable[Metric]]) -> Callable[[], list[Metric]]:
+    """``produce`` made safe for the pipeline: a failure is counted (``metrics.source``) and produces nothing."""
+    def producer() -> list[Metric]:
+        try:
+            return list(produce())
+        except Exception as error:
+            errors.report("metrics.source", error)
+            return []
+    return producer
+
+
 def _load_spec(path: str | None) -> Spec:
+    from servewatch.spec import Spec, load_spec
+
     if not path:
         return Spec()
-    from servewatch.spec import load_spec
-
     try:
         return load_spec(path)
     except Exception as error:
@@ -301,7 +352,7 @@ def _after_fork_in_child() -> None:
 def _before_exit() -> None:
     runtime = _runtime
     if runtime is not None and runtime.pid == os.getpid():
-        runtime.flush(EXIT_TIMEOUT)
+        runtime.flush(EXIT_TIMEOUT, exiting=True)
 
 
 def _at_exit() -> None:
@@ -320,8 +371,8 @@ def record(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, duratio
             return
         if requests is None:
             requests = len(request_ids) if request_ids is not None else 1
-        elif type(requests) is not int:
-            requests = _number(requests, int, "requests") or 1
+        elif type(requests) is not int or requests < 0:
+            requests = _count(requests)
         if duration is not None and type(duration) is not float:
             duration = _number(duration, float, "duration")
         if batch_size is not None and type(batch_size) is not int:
@@ -342,6 +393,27 @@ def _number(value: Any, kind: type, name: str) -> Any:
         return None
 
 
+def profile_rows(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, framework: str = "python") -> None:
+    """Add ``inputs`` and ``outputs`` to the profiles of ``model`` without counting a call: no request, duration
+    or batch size (for a handler that runs its model chunk by chunk: profile each chunk, and :func:`record` the
+    call once, without inputs and outputs). Never raises."""
+    try:
+        runtime = _runtime or current(framework)
+        if runtime is not None:
+            runtime.recorder.record(model, framework, inputs, outputs, None, None, "ok", None)
+    except Exception as error:
+        errors.report("record", error)
+
+
+def _count(value: Any) -> int:
+    """A request count: a whole number of 0 or more, else 1 (counted as ``record.argument``)."""
+    number = _number(value, int, "requests")
+    if number is not None and number < 0:
+        errors.report("record.argument", ValueError(f"requests must be 0 or more, got {value!r}"))
+        number = None
+    return 1 if number is None else number
+
+
 def record_queue_time(model: str, seconds: float, *, framework: str = "python") -> None:
     """Add ``seconds`` that requests of ``model`` spent queued (measured in-process). Never raises."""
     try:
@@ -358,6 +430,24 @@ def observe_queue_time(source: Callable[[], Mapping[str, float]], *, framework: 
     the first reading is the baseline and a decrease (the framework restarted) counts from zero. Registering
     starts nothing: only a process that serves polls."""
     _queue_sources.append((source, framework))
+
+
+def register_metrics(setup: Callable[[Meter], object] | None = None, *,
+                     produce: Callable[[], Iterable[Metric]] | None = None, scope: str) -> None:
+    """Add a bridge's own metrics to this process's metrics pipeline, exported with the instrumentation's own
+    (same resource and ``service.instance.id``, same collection, no thread of the bridge's own).
+
+    ``setup(meter)`` is called once with a meter of instrumentation scope ``scope`` (name it after the bridge,
+    e.g. ``"servewatch.triton"``; never plain ``"servewatch"``, whose instruments are the runtime's): create
+    observable instruments there; their callbacks run at each collection. ``produce()`` is called at each
+    collection and returns finished OpenTelemetry SDK ``Metric`` objects (pre-aggregated data, e.g. histograms
+    read from the framework), exported under the same scope. A failure of either is counted
+    (``metrics.source``) and the rest of the collection proceeds.
+
+    Registering starts nothing: only a serving process (one that recorded an inference, or called
+    :func:`current`) builds the pipeline, and takes the sources registered before or after it did at its next
+    cycle. Nothing is registered with ``OTEL_METRICS_EXPORTER=none`` (there is no pipeline)."""
+    _metric_sources.append((setup, produce, scope))
 
 
 def flush(timeout: float = EXIT_TIMEOUT) -> bool:

@@ -60,6 +60,15 @@ class Histogram:
         if value > self.high:
             self.high = value
 
+    def copy(self, *, take_extremes: bool = False) -> Histogram:
+        """This histogram as it stands; ``take_extremes`` moves the extremes since the last take into the copy's
+        ``low``/``high`` (see :meth:`take_extremes`)."""
+        copy = Histogram.__new__(Histogram)
+        copy.bounds, copy.counts, copy.count, copy.sum = self.bounds, list(self.counts), self.count, self.sum
+        copy.low, copy.high = self.take_extremes() if take_extremes else (self.low, self.high)
+        copy.min, copy.max = self.min, self.max
+        return copy
+
     def take_extremes(self) -> tuple[float, float]:
         """``(low, high)`` since the previous call (folded into ``min``/``max``), then reset."""
         low, high = self.low, self.high

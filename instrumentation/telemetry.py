@@ -28,8 +28,11 @@ name                                        kind, unit      further attributes
 Counters are observable (their callbacks read cumulative totals under each model's lock); the two histograms
 are aggregated on the hot path (:mod:`servewatch.instrumentation.stats`) and handed to the exporter by
 :meth:`Telemetry.produce`, cumulative, or delta when ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks
-for it. Queue time comes from :func:`~servewatch.instrumentation.record_queue_time` (pushed) and from sources
-registered with :func:`~servewatch.instrumentation.observe_queue_time` (polled here, at each collection).
+for it. The request counter and the histograms of one collection come from one reading of each model's
+statistics (the counter's callback takes it, ``produce`` uses it), so an export's ``duration`` count always
+equals its request count, even while requests keep arriving. Queue time comes from
+:func:`~servewatch.instrumentation.record_queue_time` (pushed) and from sources registered with
+:func:`~servewatch.instrumentation.observe_queue_time` (polled here, at each collection).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .stats import Histogram as Buckets
 
 __all__ = ["QueueSource", "Telemetry"]
 
+_Reading = list[tuple[ModelState, list[tuple[str, int, Buckets, Buckets]]]]
 QueueSource = tuple[Callable[[], Mapping[str, float]], str]
 """A callable returning cumulative queue seconds per model, and the framework it speaks for (see
 :func:`servewatch.instrumentation.observe_queue_time`)."""
@@ -62,6 +66,7 @@ class Telemetry:
         self.delta = delta_histograms
         self._start_ns = int((start if start is not None else time.time()) * 1e9)
         self._previous: dict[tuple[Any, ...], tuple[int, list[int], int, float]] = {}
+        self._reading: _Reading | None = None
         self._queue_seen: dict[tuple[int, str], float] = {}
 
     def register(self, meter: Meter) -> None:
@@ -85,11 +90,21 @@ class Telemetry:
 
     # -- observable callbacks ------------------------------------------------------------------------------
 
-    def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_stats(self) -> _Reading:
+        """Every model's request statistics, copied under its lock (delta: the extremes are taken)."""
+        reading = []
         for state in self.recorder.states():
             with state.lock:
-                values = [(outcome, stats.requests) for outcome, stats in state.stats.outcomes.items()]
-            for outcome, requests in values:
+                outcomes = [(outcome, stats.requests, stats.duration.copy(take_extremes=self.delta),
+                             stats.batch_size.copy(take_extremes=self.delta))
+                            for outcome, stats in state.stats.outcomes.items()]
+            reading.append((state, outcomes))
+        return reading
+
+    def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        reading = self._reading = self._read_stats()  # produce() reports the histograms of this same reading
+        for state, outcomes in reading:
+            for outcome, requests, _, _ in outcomes:
                 if requests:
                     yield Observation(requests, {**state.attributes, "outcome": outcome})
 
@@ -137,13 +152,13 @@ class Telemetry:
         now = time.time_ns()
         temporality = AggregationTemporality.DELTA if self.delta else AggregationTemporality.CUMULATIVE
         points: dict[str, list[HistogramDataPoint]] = {"duration": [], "batch_size": []}
-        for state in self.recorder.states():
-            with state.lock:
-                for outcome, stats in state.stats.outcomes.items():
-                    for which in ("duration", "batch_size"):
-                        point = self._point(state, outcome, which, getattr(stats, which), now)
-                        if point is not None:
-                            points[which].append(point)
+        reading, self._reading = self._reading, None
+        for state, outcomes in reading if reading is not None else self._read_stats():
+            for outcome, _, duration, batch_size in outcomes:
+                for which, buckets in (("duration", duration), ("batch_size", batch_size)):
+                    point = self._point(state, outcome, which, buckets, now)
+                    if point is not None:
+                        points[which].append(point)
         metrics = []
         for which, name, unit, description in (
                 ("duration", "servewatch.inference.duration", "s", "Duration of inference calls, per request"),
@@ -166,14 +181,13 @@ class Telemetry:
                                       max=max(buckets.max, buckets.high))
         key = (state.name, outcome, which)
         since, counts, count, total = self._previous.get(key, (self._start_ns, [0] * len(buckets.counts), 0, 0.0))
-        self._previous[key] = (now, list(buckets.counts), buckets.count, buckets.sum)
-        low, high = buckets.take_extremes()
+        self._previous[key] = (now, buckets.counts, buckets.count, buckets.sum)
         if buckets.count == count:
             return None
         return HistogramDataPoint(attributes=attributes, start_time_unix_nano=since, time_unix_nano=now,
                                   count=buckets.count - count, sum=buckets.sum - total,
                                   bucket_counts=[a - b for a, b in zip(buckets.counts, counts)],
-                                  explicit_bounds=list(buckets.bounds), min=low, max=high)
+                                  explicit_bounds=list(buckets.bounds), min=buckets.low, max=buckets.high)
 
 
 def _locked(state: ModelState, read: Callable[[], Any]) -> Any:

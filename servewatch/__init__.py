@@ -19,10 +19,14 @@ Importing ``servewatch`` loads none of them, and no framework (torch, ray, trito
 
 from __future__ import annotations
 
-from .column import ColumnProfile
-from .errors import ProfileError, ServewatchError, SpecError
-from .profile import Profile
-from .spec import ModelSpec, Spec, load_spec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .column import ColumnProfile
+    from .errors import ProfileError, ServewatchError, SpecError
+    from .profile import Profile
+    from .spec import ModelSpec, Spec, load_spec
 
 __all__ = [
     "ColumnProfile",
@@ -37,3 +41,27 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Names load on first use: ``import servewatch.instrumentation.<framework>`` runs in every process started under
+# opentelemetry-instrument (TorchServe's metric collector, Ray's helpers) and must not import numpy or datasketches.
+_HOMES = {
+    "ColumnProfile": "column",
+    "ModelSpec": "spec",
+    "Profile": "profile",
+    "ProfileError": "errors",
+    "ServewatchError": "errors",
+    "Spec": "spec",
+    "SpecError": "errors",
+    "load_spec": "spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

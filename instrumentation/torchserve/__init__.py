@@ -47,6 +47,7 @@ see :mod:`servewatch.instrumentation.settings`.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
 from servewatch.instrumentation.instrumentor import ServewatchInstrumentor
@@ -67,12 +68,10 @@ class TorchServeInstrumentor(ServewatchInstrumentor):
     instruments: ClassVar[tuple[str, ...]] = _instruments
 
     def _patch(self, **kwargs: Any) -> None:
-        from .service import predict_wrapper
-
-        self.wrap("ts.service", "Service.predict", predict_wrapper)
+        self.wrap("ts.service", "Service.predict", f"{__name__}.service:predict_wrapper")  # imported with ts.service
 
     def _uninstrument(self, **kwargs: Any) -> None:
         super()._uninstrument(**kwargs)
-        from .service import detach_all
-
-        detach_all()
+        service = sys.modules.get(f"{__name__}.service")  # never imported: nothing was attached
+        if service is not None:
+            service.detach_all()

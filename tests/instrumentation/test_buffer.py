@@ -88,3 +88,41 @@ def test_spec_columns_with_rules() -> None:
     profile = gathered.close(200.0)
     assert list(profile.columns) == ["amount", "country"]
     assert profile.columns["amount"].above_max == 1 and not profile.columns["country"].is_numeric
+
+
+def test_named_tensors_are_gathered_in_the_block_and_profile_like_one_batch() -> None:
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(1000, 3)).astype(np.float32), rng.normal(size=(1000, 1))
+    gathered = buffer()
+    for start in range(0, 1000, 7):                                      # many block fills, rows of 1 included
+        stop = start + (1 if start % 2 else 7)
+        gathered.add(gathered.extractor.extract({"x": x[start:stop], "y": y[start:stop]}))
+    rows = sum(1 if start % 2 else len(x[start:start + 7]) for start in range(0, 1000, 7))
+    gathered.add(gathered.extractor.extract({"x": x, "y": y}))           # a big one goes straight in
+    profile = gathered.close(200.0)
+    assert profile.rows == rows + 1000 and list(profile.columns) == ["x.0", "x.1", "x.2", "y.0"]
+    assert profile.columns["x.2"].count == rows + 1000
+    direct = Profile.from_data({"x": x, "y": y})
+    for name, column in profile.columns.items():
+        assert column.sketch.get_min_value() == pytest.approx(direct.columns[name].sketch.get_min_value())
+        assert column.sketch.get_quantile(0.5) == pytest.approx(direct.columns[name].sketch.get_quantile(0.5), abs=0.1)
+
+
+def test_named_tensors_follow_the_spec_and_switch_cleanly() -> None:
+    spec = parse_spec({"models": [{"name": "m", "features": [
+        {"name": "amount", "source": {"key": "INPUT", "index": 1}, "rules": {"max": 10}},
+        {"name": "age", "source": {"key": "AGE"}}]}]}).model("m")
+    gathered = buffer(spec=spec)
+    first = {"INPUT": np.array([[0.0, 5.0], [0.0, 50.0]]), "AGE": np.array([[30.0], [40.0]])}
+    gathered.add(gathered.extractor.extract(first))
+    gathered.add(gathered.extractor.extract({"INPUT": np.array([[0.0, 7.0]])}))   # another signature: flushed first
+    reused = np.zeros((1, 2))
+    for value in (1.0, 2.0):                                              # the block holds copies
+        reused[:] = value
+        gathered.add(gathered.extractor.extract({"INPUT": reused}))
+    reused[:] = 99.0
+    profile = gathered.close(200.0)
+    assert profile.rows == 5 and list(profile.columns) == ["amount", "age"]
+    amount = profile.columns["amount"]
+    assert amount.count == 5 and amount.above_max == 1 and amount.sketch.get_max_value() == 50.0
+    assert profile.columns["age"].missing == 3

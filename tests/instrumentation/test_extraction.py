@@ -8,7 +8,16 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from servewatch.instrumentation.extraction import COLUMNS, DENSE, OBJECTS, ROWS, Extractor, Unsupported, combine
+from servewatch.instrumentation.extraction import (
+    COLUMNS,
+    DENSE,
+    OBJECTS,
+    ROWS,
+    TENSORS,
+    Extractor,
+    Unsupported,
+    combine,
+)
 from servewatch.instrumentation.projections import MAX_PIXELS
 
 from servewatch.columns import split_columns
@@ -108,9 +117,88 @@ def test_lists_of_arrays_and_per_request_tensors() -> None:
     assert inputs.extract(ragged)[2] == 3
     requests = [{"x": np.ones((1, 4))}, {"x": np.zeros((2, 4))}]        # PyTriton-style requests
     kind, data, rows, _ = inputs.extract(requests)
+    assert (kind, rows) == (TENSORS, 3) and data["x"].shape == (3, 4)
+    requests = [{"x": np.ones((1, 4)), "ids": np.ones((1, 2), dtype=int)},
+                {"x": np.zeros((2, 4)), "ids": np.ones((2, 2), dtype=int)}]
+    kind, data, rows, _ = inputs.extract(requests)                    # not all float: the general path
     assert (kind, rows) == (COLUMNS, 3) and data["x"].shape == (3, 4)
     with pytest.raises(Unsupported):
         inputs.extract([np.ones((2, 3)), np.ones((2, 4))])
+
+
+def test_per_request_tensors_concatenate_along_their_batch_dimension() -> None:
+    first, second = np.arange(12.0).reshape(3, 4), -np.arange(12.0).reshape(3, 4)
+    kind, data, rows, signature = inputs.extract([{"x": first}, {"x": second}])     # two requests of 3 rows
+    assert (kind, rows, signature) == (TENSORS, 6, (("x", 4),))
+    np.testing.assert_array_equal(data["x"], np.concatenate([first, second]))
+    assert set(columns_of(inputs, [{"x": first}, {"x": second}])) == {f"x.{i}" for i in range(4)}  # not an image
+    images = [{"image": np.ones((2, 3, 8, 8))}, {"image": np.zeros((2, 3, 8, 8))}]
+    assert columns_of(inputs, images)["image.mean.0"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert inputs.extract([{"x": first}])[2] == 3                                  # one request of 3 rows
+    samples = [{"x": np.ones(4)}, {"x": np.zeros(4)}]                              # no batch dimension: one row each
+    assert inputs.extract(samples)[2] == 2
+    with pytest.raises(Unsupported, match="different shapes"):
+        inputs.extract([{"x": np.ones((2, 3))}, {"x": np.ones((2, 4))}])
+
+
+def test_named_float_tensors_take_the_short_path_and_name_columns_as_before() -> None:
+    value = {"INPUT": np.arange(8.0, dtype=np.float32).reshape(4, 2), "extra": np.ones((4, 1))}
+    kind, data, rows, signature = inputs.extract(value)
+    assert (kind, rows, signature) == (TENSORS, 4, (("INPUT", 2), ("extra", 1)))
+    assert data["INPUT"] is value["INPUT"]                                       # read, not copied (the buffer copies)
+    cols = columns_of(inputs, value)
+    assert list(cols) == ["INPUT.0", "INPUT.1", "extra.0"] and cols["INPUT.1"].tolist() == [1.0, 3.0, 5.0, 7.0]
+    assert inputs.extract({1: np.ones((2, 2))})[3] == (("1", 2),)                 # keys are names
+    assert predictions.extract({"OUTPUT": np.ones((3, 1))})[0] == TENSORS
+    probabilities = {"OUTPUT": np.array([[0.2, 0.8], [0.6, 0.4]])}               # 2 scores: projected as before
+    assert predictions.extract(probabilities)[0] == COLUMNS
+    assert columns_of(predictions, probabilities)["OUTPUT.class"].tolist() == ["1", "0"]
+    for general in ({"x": np.ones((2, 2)), "y": np.ones((3, 2))},                 # rows differ
+                    {"x": np.ones((2, 9))},                                     # wider than max_columns: projected
+                    {"x": np.ones((2, 2), dtype=np.int64)},                     # integers
+                    {"x": np.ones((0, 2))}):                                    # empty
+        assert inputs.extract(general) is None or inputs.extract(general)[0] != TENSORS
+
+
+def test_torch_tensors_are_read_by_type_in_place() -> None:
+    torch = pytest.importorskip("torch")
+    from servewatch.instrumentation import extraction
+
+    tensor = torch.rand((4, 3))
+    kind, data, rows, width = inputs.extract(tensor)
+    assert (kind, rows, width) == (DENSE, 4, 3) and np.shares_memory(data, tensor.numpy())
+    assert extraction._READERS[torch.Tensor] is Extractor._tensor
+    parameter = torch.nn.Parameter(torch.ones((2, 3)))                        # a subclass, needing grad: detached
+    assert inputs.extract(parameter)[0::2] == (DENSE, 2) and extraction._READERS[type(parameter)] is Extractor._tensor
+    kind, data, rows, _ = inputs.extract([{"x": torch.ones((1, 2))}, {"x": torch.zeros((2, 2))}])
+    assert (kind, rows) == (TENSORS, 3)
+
+
+class Tensor:
+    """A stand-in for a torch tensor (module ``torch``) that records every attribute it is asked for and lacks."""
+
+    __module__ = "torch"
+    ndim, is_cpu, requires_grad = 2, True, False
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.probed: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        self.probed.append(name)
+        raise AttributeError(name)
+
+    def detach(self) -> Tensor:
+        return self
+
+    def numpy(self) -> np.ndarray:
+        return self.array
+
+
+def test_tensors_are_recognised_by_their_type_without_probing_them() -> None:
+    tensor = Tensor(np.ones((2, 3)))
+    assert inputs.extract(tensor)[0::2] == (DENSE, 2) and predictions.extract(Tensor(np.ones((2, 1))))[2] == 2
+    assert tensor.probed == []                       # no DataFrame / pydantic / array-protocol probes per call
 
 
 def test_predictions_probabilities_logits_labels_and_regression() -> None:

@@ -87,3 +87,50 @@ def test_a_failing_patch_is_counted_not_raised() -> None:
     Broken().instrument(skip_dep_check=True)
     Broken().uninstrument()
     assert errors.counts() == {"broken.instrument": 1}
+
+
+def test_a_wrapper_named_by_path_is_imported_with_the_framework(framework: str, tmp_path: Path, spool: Path) -> None:
+    hooks = f"{framework}_hooks"
+    (tmp_path / f"{hooks}.py").write_text(textwrap.dedent("""
+        from servewatch.instrumentation import observe
+
+        def predict(wrapped, instance, args, kwargs):
+            return observe(wrapped, args, kwargs, framework="fakeserve", model="named")
+    """))
+
+    class Named(ServewatchInstrumentor):
+        framework = "fakeserve"
+
+        def _patch(self, **kwargs: Any) -> None:
+            self.wrap(framework, "Service.predict", f"{hooks}:predict")
+
+    instrumentor = Named()
+    instrumentor.instrument(skip_dep_check=True)
+    try:
+        assert hooks not in sys.modules                          # instrumenting imports not even the hooks
+        module = __import__(framework)
+        assert hooks in sys.modules and module.Service().predict([1]) == [2]
+        assert [state.name for state in runtime._runtime.recorder.states()] == ["named"] and errors.counts() == {}
+    finally:
+        instrumentor.uninstrument()
+        sys.modules.pop(hooks, None)
+    assert not hasattr(module.Service.predict, "__wrapped__")
+
+
+def test_a_failing_uninstrument_is_counted_not_raised() -> None:
+    errors.reset()
+
+    class Stubborn(ServewatchInstrumentor):
+        framework = "stubborn"
+
+        def _patch(self, **kwargs: Any) -> None:
+            pass
+
+        def _uninstrument(self, **kwargs: Any) -> None:
+            super()._uninstrument(**kwargs)
+            raise RuntimeError("cannot undo")
+
+    instrumentor = Stubborn()
+    instrumentor.instrument(skip_dep_check=True)
+    instrumentor.uninstrument()
+    assert errors.counts() == {"stubborn.instrument": 1} and not instrumentor.is_instrumented_by_opentelemetry

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from servewatch.exporters.spool import read_spool
-from servewatch.instrumentation import errors, flush, guard, monitor, observe, record, runtime
+from servewatch.instrumentation import errors, flush, guard, monitor, observe, profile_rows, record, runtime
 
 
 def profiles(directory: Path) -> dict[tuple[str, str], list]:
@@ -119,6 +119,13 @@ def test_record_with_request_ids_and_garbage_arguments(spool: Path) -> None:
     stats = runtime._runtime.recorder.states()[0].stats.outcomes["ok"]
     assert stats.requests == 3 + 1 + 2 and stats.duration.count == 3 + 2 and stats.batch_size.count == 2
     assert errors.counts() == {"record.argument": 2}
+    record("batched", np.ones((2, 2)), requests=0)             # a batch whose requests are counted elsewhere
+    assert (stats.requests, stats.batch_size.count) == (6, 3)
+    record("batched", requests=-2)                             # refused, counted, the call counts once
+    assert stats.requests == 6 + 1 and errors.counts() == {"record.argument": 3}
+    profile_rows("batched", np.ones((5, 2)), np.ones(5))       # a chunk: rows only, no call
+    assert (stats.requests, stats.batch_size.count, stats.duration.count) == (7, 3, 5)
+    assert runtime._runtime.recorder.states()[0].inputs.counts()["f0"][0] == 4 + 2 + 5
 
 
 def test_guard_counts_and_swallows_but_not_base_exceptions() -> None:

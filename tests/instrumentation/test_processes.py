@@ -4,7 +4,8 @@
 - a forked child and a subprocess child each report under their own service.instance.id, none re-sends
   another's data;
 - a receiver that is down, then up: nothing is lost, nothing fails; a slow receiver: nothing fails;
-- unexpected values and failing extraction: zero failed requests, the errors counted and exported.
+- unexpected values and failing extraction: zero failed requests, the errors counted and exported;
+- at exit the metrics leave once, and what a thread still records after the main thread ended leaves too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def rows_by_producer(receiver: Any) -> dict[str, collections.Counter]:
 def test_a_process_that_never_serves_exports_nothing(receiver: Any, run_python: Any) -> None:
     result = run_python("""
         import threading, time
-        from servewatch.instrumentation import ServewatchInstrumentor, monitor, observe_queue_time
+        from servewatch.instrumentation import ServewatchInstrumentor, monitor, observe_queue_time, register_metrics
 
         @monitor("never")
         def predict(x):
@@ -52,11 +53,53 @@ def test_a_process_that_never_serves_exports_nothing(receiver: Any, run_python: 
 
         Launcher().instrument(skip_dep_check=True)
         observe_queue_time(lambda: {"never": 1.0}, framework="fake")
+        register_metrics(lambda meter: print("setup"), produce=lambda: print("produce") or [], scope="fake")
         time.sleep(1.5)                               # several profile and metric intervals
         print(sorted(t.name for t in threading.enumerate()))
-    """, otlp(receiver))
-    assert "servewatch" not in result.stdout
+        print(sorted(m for m in ("numpy", "datasketches", "opentelemetry.sdk") if m in sys.modules))
+    """.replace("import threading, time", "import sys, threading, time"), otlp(receiver))
+    assert "servewatch" not in result.stdout and "setup" not in result.stdout and "produce" not in result.stdout
+    assert result.stdout.splitlines()[-1] == "[]"    # nothing heavy is even imported
     assert receiver.requests == []
+
+
+SLOW = {"SERVEWATCH_PROFILE_INTERVAL": "3600", "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}
+"""No periodic export: what is received was sent by flushes."""
+
+
+def test_metrics_leave_once_at_exit(receiver: Any, run_python: Any) -> None:
+    run_python("""
+        import time
+        import numpy as np
+        from servewatch.instrumentation import flush, record, runtime
+
+        record("m", np.ones((2, 3)), np.ones(2), duration=0.01)
+        assert flush(10)                              # a framework's shutdown hook; then the exit hooks run
+    """, otlp(receiver, **SLOW))
+    assert len(receiver.of("/v1/metrics")) == 1 and len(receiver.of("/v1/logs")) == 1
+    ((_, point, _),) = receiver.metric_points("servewatch.inference.requests")
+    assert point.as_int == 1
+
+
+def test_what_is_recorded_after_the_main_thread_ended_still_leaves(receiver: Any, run_python: Any) -> None:
+    run_python("""
+        import threading, time
+        import numpy as np
+        from servewatch.instrumentation import record, runtime
+
+        record("m", np.ones((2, 3)), np.ones(2), duration=0.01)
+        while runtime._runtime.metrics is None:       # exporters built: the first exit flush is prompt
+            time.sleep(0.01)
+
+        def late():
+            time.sleep(1.0)                           # the first exit flush (main thread ended) is over by now
+            record("m", np.ones((1, 3)), np.ones(1), duration=0.01)
+
+        threading.Thread(target=late).start()         # a non-daemon thread, still serving
+    """, otlp(receiver, **SLOW))
+    points = [point.as_int for _, point, _ in receiver.metric_points("servewatch.inference.requests")]
+    assert points == [1, 2]                           # at the main thread's end, then at exit: the late call
+    assert sorted(profile.rows for profile, _ in receiver.profiles() if profile.signal == "input") == [1, 2]
 
 
 def test_forked_and_spawned_children_report_under_their_own_identity(receiver: Any, run_python: Any,

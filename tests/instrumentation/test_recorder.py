@@ -93,3 +93,28 @@ def test_queue_time_accumulates_only_positive_finite_seconds() -> None:
     for seconds in (0.5, -1.0, float("inf"), float("nan"), 0.25):
         recorder.add_queue_time("m", "python", seconds)
     assert recorder.states()[0].queue_seconds == 0.75
+
+
+def test_rows_without_requests_count_no_call() -> None:
+    recorder = Recorder()
+    for chunk in (np.ones((3, 2)), np.zeros((2, 2))):                    # a handler's chunks, rows only
+        recorder.record("m", "python", chunk, np.ones(len(chunk)), 0.5, None, "ok", None)
+    recorder.record("m", "python", None, None, 0.01, 5, "ok", 5)          # the call itself, once
+    state = recorder.states()[0]
+    ok = state.stats.outcomes["ok"]
+    assert (ok.requests, ok.duration.count, ok.batch_size.count, ok.batch_size.sum) == (5, 5, 1, 5)
+    assert ok.duration.high == ok.duration.low == 0.01 and ok.batch_size.low == 5   # the chunks left no trace
+    assert state.calls == 3
+    assert {p.signal: p.rows for p in recorder.close(1e9)} == {"input": 5, "prediction": 5}
+
+
+def test_totals_change_with_every_call_queue_time_and_failure() -> None:
+    recorder = Recorder()
+    before = recorder.totals()
+    recorder.record("m", "python", np.ones((1, 2)), None, None, None, "ok", None)
+    after_rows = recorder.totals()
+    recorder.add_queue_time("m", "python", 0.5)
+    after_queue = recorder.totals()
+    errors.report("test.kind")
+    assert len({before, after_rows, after_queue, recorder.totals()}) == 4
+    assert recorder.totals() == recorder.totals()

@@ -120,3 +120,23 @@ def test_delta_histograms() -> None:
     assert point.count == 2 and point.sum == pytest.approx(0.8) and (point.min, point.max) == (0.3, 0.5)
     metrics.collect()                                           # nothing new: no point
     assert capture.points("servewatch.inference.duration") == []
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_an_export_counts_each_request_once_while_requests_keep_arriving(delta: bool) -> None:
+    recorder = Recorder()
+    metrics, capture = pipeline(recorder, delta=delta)
+    recorder.record("m", "python", None, None, 0.01, 1, "ok", 1)
+
+    def arriving(options: Any) -> list[Any]:   # served during the collection, after the request counter was read
+        recorder.record("m", "python", None, None, 0.02, 1, "ok", 1)
+        return []
+
+    metrics.meter().create_observable_gauge("test.arrival", [arriving])
+    counted = 0
+    for requests in (1, 2, 3):
+        metrics.collect()
+        ((_, counter),) = capture.points("servewatch.inference.requests")
+        ((_, duration),) = capture.points("servewatch.inference.duration")
+        counted += duration.count
+        assert counter.value == requests and (counted if delta else duration.count) == requests
