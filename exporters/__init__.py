@@ -29,8 +29,7 @@ import the OpenTelemetry SDK pieces of the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from servewatch.lazy import lazy_attributes
 
 __all__ = [
     "Exposition",
@@ -64,13 +63,4 @@ _HOMES = {
     "OtlpMetrics": "prometheus_otlp",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, __all__, _HOMES)
