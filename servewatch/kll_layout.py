@@ -20,6 +20,8 @@ Layout (little-endian; see datasketches-cpp ``kll_sketch_impl.hpp``)::
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 import struct
 
 import numpy as np
@@ -59,7 +61,8 @@ def check_kll(data: bytes, item_size: int = 8) -> None:
     if flags & _SINGLE_ITEM:
         if preamble != 2 or version != 2 or size != 8 + item_size:
             _fail("inconsistent single-item sketch")
-        _check_items(np.frombuffer(data, dtype=_dtype(item_size), offset=8))
+        if not math.isfinite(struct.unpack_from("<d" if item_size == 8 else "<f", data, 8)[0]):
+            _fail("its item is not a finite number")
         return
     if preamble != 5 or version != 1:
         _fail(f"preamble {preamble} / serial version {version} do not describe a full sketch")
@@ -73,33 +76,33 @@ def check_kll(data: bytes, item_size: int = 8) -> None:
     levels_end = 20 + 4 * num_levels
     if size < levels_end:
         _fail("truncated in the level offsets")
-    levels = np.frombuffer(data, dtype="<u4", count=num_levels, offset=20).astype(np.int64)
+    levels = struct.unpack_from(f"<{num_levels}I", data, 20)
     capacity = _total_capacity(k, num_levels)
-    bounds = np.append(levels, capacity)
-    if levels[0] > capacity or np.any(np.diff(bounds) < 0):
-        _fail(f"level offsets {levels.tolist()} are not ordered within capacity {capacity}")
-    retained = capacity - int(levels[0])
+    bounds = (*levels, capacity)
+    populations = [bounds[i + 1] - bounds[i] for i in range(num_levels)]
+    if levels[0] > capacity or min(populations) < 0:
+        _fail(f"level offsets {list(levels)} are not ordered within capacity {capacity}")
+    retained = capacity - levels[0]
     expected = levels_end + 2 * item_size + retained * item_size
     if size != expected:
         _fail(f"length {size} does not match the {retained} items its levels describe ({expected} bytes)")
-    populations = np.diff(bounds)
-    weight = sum(int(count) << level for level, count in enumerate(populations.tolist()))
+    weight = sum(count << level for level, count in enumerate(populations))
     if weight != n or n < 1:
         _fail(f"n {n} does not match the weights of its retained items ({weight})")
-    dtype = _dtype(item_size)
-    low, high = np.frombuffer(data, dtype=dtype, count=2, offset=levels_end).tolist()
-    items = np.frombuffer(data, dtype=dtype, count=retained, offset=levels_end + 2 * item_size)
-    _check_items(items)
-    if not low <= high or (items.size and (items.min() < low or items.max() > high)):
+    low, high = struct.unpack_from("<dd" if item_size == 8 else "<ff", data, levels_end)
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        _fail("min and max are not ordered finite numbers")
+    items = np.frombuffer(data, dtype=_dtype(item_size), count=retained, offset=levels_end + 2 * item_size)
+    if retained and not (items.min() >= low and items.max() <= high):  # NaN fails both: items are finite
         _fail("items fall outside the recorded min/max")
-    if items.size > 1:  # every level but an unsorted level 0 is sorted: one pass over all the steps
-        descending = np.diff(items) < 0
-        starts = np.cumsum(populations)[:-1]  # a step into the next level may go down
-        descending[starts[(starts > 0) & (starts < items.size)] - 1] = False
-        if not flags & _LEVEL_ZERO_SORTED and populations[0] > 1:
-            descending[: populations[0] - 1] = False
-        if descending.any():
-            _fail("a level is not sorted")
+    if retained > 1:  # every level but an unsorted level 0 is sorted; a step into the next level may go down
+        down = np.flatnonzero(np.diff(items) < 0)
+        if down.size:
+            if not flags & _LEVEL_ZERO_SORTED:
+                down = down[down >= populations[0] - 1]
+            starts = set(itertools.accumulate(populations))
+            if any(int(index) + 1 not in starts for index in down):
+                _fail("a level is not sorted")
 
 
 def kll_items(data: bytes, item_size: int = 8) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -130,11 +133,6 @@ def _dtype(item_size: int) -> str:
     if item_size == 4:
         return "<f4"
     raise ValueError("item_size must be 4 or 8")
-
-
-def _check_items(items: np.ndarray) -> None:
-    if not np.all(np.isfinite(items)):
-        _fail("items are not all finite numbers")
 
 
 @functools.lru_cache(maxsize=1024)
