@@ -52,13 +52,18 @@ of ours so that its result and its exceptions pass through untouched:
   ``latency_ms``)::
 
       record(model, inputs, outputs, duration=seconds, batch_size=None, outcome="ok" | "error",
-             framework="torchserve", requests=None, request_ids=None)
+             framework="torchserve", requests=None, request_ids=None, route=None)
 
   ``inputs`` / ``outputs``: the batch as the model sees it (tensors, arrays, dicts of named tensors, lists of
   per-request values; omit what you do not have). ``duration``: seconds of the call; each request of the call
   counts it once. ``batch_size``: rows (default: counted from ``inputs``). ``requests``: client requests the
   call served (default ``len(request_ids)``, else 1; ``0`` counts the batch but no request, for a batch
   whose requests are counted elsewhere). ``outcome="error"`` when the call raised (outputs are then omitted).
+  ``route``: the HTTP route the request came in on, as the framework names it (a route template such as
+  ``/items/{id}``, never the raw path), for the attribute ``http.route`` of ``servewatch.inference.duration``
+  and ``servewatch.inference.requests`` (at most 32 routes per model, the rest ``other``; None or ``""``: no
+  attribute; profiles stay per model). ``observe`` takes ``route`` too, a string or a callable run after the
+  call.
   ``record`` never raises and returns in microseconds. Arrays are read before it returns
   (small batches copied, large ones profiled at once), so the framework may free or reuse that memory
   afterwards (Triton's python backend frees request tensors when ``execute`` returns).

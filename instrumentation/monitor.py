@@ -168,14 +168,16 @@ def monitor(model: str, *, framework: str = "python", inputs: str | int | Callab
 def observe(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, framework: str,
             model: str | Callable[[], str], inputs: Callable[[], Any] | None = None,
             outputs: Callable[[Any], Any] | None = None, batch_size: Callable[[], int | None] | None = None,
-            requests: Callable[[], int | None] | None = None) -> Any:
+            requests: Callable[[], int | None] | None = None,
+            route: str | Callable[[], str | None] | None = None) -> Any:
     """Call ``wrapped(*args, **kwargs)`` and record it. Its result or exception passes through untouched; the
-    callables (model name, inputs, outputs from the result, batch size, requests) run afterwards, guarded.
+    callables (model name, inputs, outputs from the result, batch size, requests, HTTP route) run afterwards,
+    guarded.
 
     When ``wrapped`` is a coroutine function, the coroutine it returns is wrapped in one that records on
     completion (await it as before); a returned future (``add_done_callback``) is recorded when it is done."""
     start = perf_counter()
-    report = functools.partial(_observed, framework, model, inputs, outputs, start, batch_size, requests)
+    report = functools.partial(_observed, framework, model, inputs, outputs, start, batch_size, requests, route)
     try:
         result = wrapped(*args, **kwargs)
     except Exception:
@@ -213,7 +215,8 @@ def _future_done(future: Any, report: Callable[[Any, str], None]) -> None:
 
 def _observed(framework: str, model: str | Callable[[], str], inputs: Callable[[], Any] | None,
               outputs: Callable[[Any], Any] | None, start: float, batch_size: Callable[[], int | None] | None,
-              requests: Callable[[], int | None] | None, result: Any, outcome: str) -> None:
+              requests: Callable[[], int | None] | None, route: str | Callable[[], str | None] | None, result: Any,
+              outcome: str) -> None:
     duration = perf_counter() - start
     try:
         name = model() if callable(model) else model
@@ -221,11 +224,12 @@ def _observed(framework: str, model: str | Callable[[], str], inputs: Callable[[
         answered = result if result is NOTHING or outputs is None else outputs(result)
         rows = batch_size() if batch_size is not None else None
         served = requests() if requests is not None else None
+        path = route() if callable(route) else route
     except Exception as error:
         errors.report(f"{framework}.hook", error)
         return
     record(name, received, answered, duration=duration, outcome=outcome, framework=framework, batch_size=rows,
-           requests=served)
+           requests=served, route=path)
 
 
 def _picker(function: Callable[..., Any], inputs: str | int | Callable[..., Any] | None,

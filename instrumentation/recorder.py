@@ -91,9 +91,11 @@ class Recorder:
 
     def record(self, model: str, framework: str, inputs: Any = NOTHING, outputs: Any = NOTHING,
                duration: float | None = None, batch_size: int | None = None, outcome: str = "ok",
-               requests: int | None = 1) -> None:
+               requests: int | None = 1, route: str | None = None) -> None:
         """One inference call (see :func:`servewatch.instrumentation.record` for the arguments); ``requests=None``
         adds the profile rows only (:func:`servewatch.instrumentation.profile_rows`)."""
+        if route is not None and (type(route) is not str or not 0 < len(route) <= _MAX_NAME):
+            route = str(route)[:_MAX_NAME] or None  # "" (no route, as Ray says for handle calls) adds no label
         state = self._models.get(model)
         if state is None:
             if type(model) is not str or not 0 < len(model) <= _MAX_NAME:
@@ -118,7 +120,7 @@ class Recorder:
         with state.lock:
             state.calls += 1
             if requests is not None:
-                state.stats.add(outcome, duration, batch_size, requests)
+                state.stats.add(outcome, duration, batch_size, requests, route)
             if in_batch is not None:
                 state.inputs.add(in_batch)
             if out_batch is not None:

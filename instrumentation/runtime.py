@@ -363,7 +363,7 @@ def _at_exit() -> None:
 
 def record(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, duration: float | None = None,
            batch_size: int | None = None, outcome: str = "ok", framework: str = "python",
-           requests: int | None = None, request_ids: Sequence[Any] | None = None) -> None:
+           requests: int | None = None, request_ids: Sequence[Any] | None = None, route: str | None = None) -> None:
     """Record one inference call of ``model``. Never raises; see :mod:`servewatch.instrumentation`."""
     try:
         runtime = _runtime or current(framework)
@@ -377,7 +377,7 @@ def record(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, duratio
             duration = _number(duration, float, "duration")
         if batch_size is not None and type(batch_size) is not int:
             batch_size = _number(batch_size, int, "batch_size")
-        runtime.recorder.record(model, framework, inputs, outputs, duration, batch_size, outcome, requests)
+        runtime.recorder.record(model, framework, inputs, outputs, duration, batch_size, outcome, requests, route)
     except Exception as error:
         errors.report("record", error)
 

@@ -13,9 +13,10 @@ Instruments (DESIGN.md's contract; every one carries ``ml.model.name`` and ``ml.
 ==========================================  ==============  ====================================================
 name                                        kind, unit      further attributes
 ==========================================  ==============  ====================================================
-``servewatch.inference.duration``           histogram, s    ``outcome`` (ok, error)
+``servewatch.inference.duration``           histogram, s    ``outcome`` (ok, error); ``http.route`` when the call
+                                                            named one (at most 32 per model, the rest ``other``)
 ``servewatch.inference.batch.size``         histogram       ``outcome``
-``servewatch.inference.requests``           counter         ``outcome``
+``servewatch.inference.requests``           counter         ``outcome``; ``http.route`` as for the duration
 ``servewatch.inference.queue.time``         counter, s
 ``servewatch.input.values``                 counter         ``ml.feature.name`` (values offered, missing included)
 ``servewatch.input.missing`` / ``.invalid``  counter         ``ml.feature.name`` (None/NaN; wrong type or ±inf)
@@ -29,8 +30,10 @@ Counters are observable (their callbacks read cumulative totals under each model
 are aggregated on the hot path (:mod:`servewatch.instrumentation.stats`) and handed to the exporter by
 :meth:`Telemetry.produce`, cumulative, or delta when ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` asks
 for it. The request counter and the histograms of one collection come from one reading of each model's
-statistics (the counter's callback takes it, ``produce`` uses it), so an export's ``duration`` count always
-equals its request count, even while requests keep arriving. Queue time comes from
+statistics, routes included (the counter's callback takes it, ``produce`` uses it), so an export's
+``duration`` count always equals its request count, per outcome and route, even while requests keep arriving.
+``http.route`` (Prometheus ``http_route``) comes from the ``route`` a call was recorded with (Ray Serve's HTTP
+ingress passes it); calls without one report series without the attribute, and profiles never carry it. Queue time comes from
 :func:`~servewatch.instrumentation.record_queue_time` (pushed) and from sources registered with
 :func:`~servewatch.instrumentation.observe_queue_time` (polled here, at each collection).
 """
@@ -50,7 +53,8 @@ from .stats import Histogram as Buckets
 
 __all__ = ["QueueSource", "Telemetry"]
 
-_Reading = list[tuple[ModelState, list[tuple[str, int, Buckets, Buckets]]]]
+_Reading = list[tuple[ModelState, list[tuple[str, str | None, int, Buckets, Buckets | None]]]]
+"""Per model: ``(outcome, route, requests, duration, batch size)``; the batch size only where route is None."""
 QueueSource = tuple[Callable[[], Mapping[str, float]], str]
 """A callable returning cumulative queue seconds per model, and the framework it speaks for (see
 :func:`servewatch.instrumentation.observe_queue_time`)."""
@@ -91,22 +95,27 @@ class Telemetry:
     # -- observable callbacks ------------------------------------------------------------------------------
 
     def _read_stats(self) -> _Reading:
-        """Every model's request statistics, copied under its lock (delta: the extremes are taken)."""
+        """Every model's request statistics, routes included, copied under its lock (delta: the extremes are
+        taken)."""
+        delta = self.delta
         reading = []
         for state in self.recorder.states():
             with state.lock:
-                outcomes = [(outcome, stats.requests, stats.duration.copy(take_extremes=self.delta),
-                             stats.batch_size.copy(take_extremes=self.delta))
-                            for outcome, stats in state.stats.outcomes.items()]
-            reading.append((state, outcomes))
+                entries = []
+                for outcome, stats in state.stats.outcomes.items():
+                    entries.append((outcome, None, stats.requests, stats.duration.copy(take_extremes=delta),
+                                    stats.batch_size.copy(take_extremes=delta)))
+                    entries.extend((outcome, route, counted.requests, counted.duration.copy(take_extremes=delta),
+                                    None) for route, counted in stats.routes.items())
+            reading.append((state, entries))
         return reading
 
     def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
         reading = self._reading = self._read_stats()  # produce() reports the histograms of this same reading
-        for state, outcomes in reading:
-            for outcome, requests, _, _ in outcomes:
+        for state, entries in reading:
+            for outcome, route, requests, _, _ in entries:
                 if requests:
-                    yield Observation(requests, {**state.attributes, "outcome": outcome})
+                    yield Observation(requests, _attributes(state, outcome, route))
 
     def _queue_time(self, options: CallbackOptions) -> Iterable[Observation]:
         self._poll_queue_sources()
@@ -153,12 +162,13 @@ class Telemetry:
         temporality = AggregationTemporality.DELTA if self.delta else AggregationTemporality.CUMULATIVE
         points: dict[str, list[HistogramDataPoint]] = {"duration": [], "batch_size": []}
         reading, self._reading = self._reading, None
-        for state, outcomes in reading if reading is not None else self._read_stats():
-            for outcome, _, duration, batch_size in outcomes:
+        for state, entries in reading if reading is not None else self._read_stats():
+            for outcome, route, _, duration, batch_size in entries:
                 for which, buckets in (("duration", duration), ("batch_size", batch_size)):
-                    point = self._point(state, outcome, which, buckets, now)
-                    if point is not None:
-                        points[which].append(point)
+                    if buckets is not None:
+                        point = self._point(state, outcome, route, which, buckets, now)
+                        if point is not None:
+                            points[which].append(point)
         metrics = []
         for which, name, unit, description in (
                 ("duration", "servewatch.inference.duration", "s", "Duration of inference calls, per request"),
@@ -168,9 +178,9 @@ class Telemetry:
                                       data=Histogram(data_points=points[which], aggregation_temporality=temporality)))
         return metrics
 
-    def _point(self, state: ModelState, outcome: str, which: str, buckets: Buckets, now: int,
+    def _point(self, state: ModelState, outcome: str, route: str | None, which: str, buckets: Buckets, now: int,
                ) -> HistogramDataPoint | None:
-        attributes = {**state.attributes, "outcome": outcome}
+        attributes = _attributes(state, outcome, route)
         if not self.delta:
             if not buckets.count:
                 return None
@@ -179,7 +189,7 @@ class Telemetry:
                                       sum=buckets.sum, bucket_counts=list(buckets.counts),
                                       explicit_bounds=list(buckets.bounds), min=min(buckets.min, buckets.low),
                                       max=max(buckets.max, buckets.high))
-        key = (state.name, outcome, which)
+        key = (state.name, outcome, route, which)
         since, counts, count, total = self._previous.get(key, (self._start_ns, [0] * len(buckets.counts), 0, 0.0))
         self._previous[key] = (now, buckets.counts, buckets.count, buckets.sum)
         if buckets.count == count:
@@ -188,6 +198,12 @@ class Telemetry:
                                   count=buckets.count - count, sum=buckets.sum - total,
                                   bucket_counts=[a - b for a, b in zip(buckets.counts, counts)],
                                   explicit_bounds=list(buckets.bounds), min=buckets.low, max=buckets.high)
+
+
+def _attributes(state: ModelState, outcome: str, route: str | None) -> dict[str, str]:
+    if route is None:
+        return {**state.attributes, "outcome": outcome}
+    return {**state.attributes, "outcome": outcome, "http.route": route}
 
 
 def _locked(state: ModelState, read: Callable[[], Any]) -> Any:

@@ -39,7 +39,9 @@ resource carries ``ray.serve.application``, ``ray.serve.deployment``, ``ray.serv
 
 - ``servewatch.inference.duration`` and ``servewatch.inference.requests`` per request, HTTP and handle calls
   alike, from the latency Ray itself measured; ``outcome="error"`` when the deployment raised or answered
-  4xx/5xx (as Ray counts HTTP errors);
+  4xx/5xx (as Ray counts HTTP errors); HTTP requests with ``http.route``, the route Ray's proxy matched (the
+  route prefix, or a FastAPI ingress's route template; at most 32 per deployment, the rest ``other``), handle
+  calls without it;
 - input and prediction profiles and the ``servewatch.input.*`` / ``servewatch.prediction.*`` counters: for
   HTTP requests the JSON body (copied as the deployment reads it, never consumed on its behalf) and the
   response body; for handle calls the arguments (one argument as it is, several as named columns) and the

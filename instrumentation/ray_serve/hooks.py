@@ -12,14 +12,17 @@ patched (``ray.serve._private.replica`` unless said)           what it gives ser
 ``UserCallableWrapper.call_http_entrypoint`` and               an HTTP request's body and the response body,
 ``UserCallableWrapper._call_http_entrypoint``                  copied as they pass (:mod:`.exchange`)
 ``Replica._record_errors_and_metrics``                         once per request, after Ray's own metrics:
-                                                               latency, outcome; records the request
+                                                               latency, outcome, route; records the request
 ``ray.serve.batching`` ``_BatchQueue._process_batch_inner``     a ``@serve.batch`` call: batch size, the
                                                                batched inputs and outputs
 =============================================================  ===============================================
 
 Each request is recorded once, when Ray has measured it (``latency_ms``, so no clock of ours on the request
 path): ``outcome`` is ``error`` when the user code raised (cancellations included, as in Ray's
-``ray_serve_deployment_error_counter_total``) or the answer's HTTP status is 4xx or 5xx. In a deployment
+``ray_serve_deployment_error_counter_total``) or the answer's HTTP status is 4xx or 5xx; an HTTP request
+carries ``RequestMetadata.route`` as ``http.route`` (the route Ray's proxy matched: the application's route
+prefix, or the FastAPI route template such as ``/items/{item_id}``, never the raw path), a handle call none
+(its metadata holds the route of the HTTP request upstream, not a route of this deployment). In a deployment
 with a ``@serve.batch`` method the batch calls carry the profiles and the batch sizes, and requests only
 their latency and outcome, so no row is counted twice. The wrapped Ray function always runs outside anything
 of ours: its result and its exceptions pass through untouched; our own work is guarded, a failure counted in
@@ -91,8 +94,9 @@ def _record_request(user_exception: BaseException | None, status_code: str | Non
     inputs, outputs = exchange.values() if exchange is not None else (NOTHING, NOTHING)
     if failed or status not in ("", "2"):  # only a successful answer is a prediction
         outputs = NOTHING
+    route = request_metadata.route if request_metadata.is_http_request else None
     record(info.model, inputs, outputs, duration=latency_ms / 1000.0, outcome="error" if failed else "ok",
-           framework=FRAMEWORK)
+           framework=FRAMEWORK, route=route or None)
 
 
 def call_user_method(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],

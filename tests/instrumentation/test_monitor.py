@@ -110,6 +110,11 @@ def test_observe_for_hooks_keeps_the_call_and_guards_the_callables(spool: Path) 
         observe(framework_call, (None,), {}, framework="torchserve", model="tiny")
     state = runtime._runtime.recorder.states()[0]
     assert state.framework == "torchserve" and state.stats.outcomes["error"].requests == 1
+    observe(framework_call, ([1.0],), {}, framework="torchserve", model="tiny", route="/predict")
+    observe(framework_call, ([1.0],), {}, framework="torchserve", model="tiny", route=lambda: "/explain")
+    record("tiny", duration=0.1, route="/predict", framework="torchserve")
+    assert {route: counted.requests for route, counted in state.stats.outcomes["ok"].routes.items()} == \
+        {"/predict": 2, "/explain": 1}
 
 
 def test_record_with_request_ids_and_garbage_arguments(spool: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from servewatch.instrumentation.guard import errors
 from servewatch.instrumentation.recorder import MAX_MODELS, Recorder
-from servewatch.instrumentation.stats import DURATION_BOUNDS, Histogram, RequestStats
+from servewatch.instrumentation.stats import DURATION_BOUNDS, MAX_ROUTES, Histogram, RequestStats
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +29,29 @@ def test_histogram_buckets_are_upper_inclusive_and_bad_values_left_out() -> None
     error = stats.outcomes["error"]
     assert error.duration.count == 3 and error.duration.sum == pytest.approx(0.006)
     assert error.duration.counts[DURATION_BOUNDS.index(0.0025)] == 3 and error.batch_size.count == 1
+
+
+def test_routes_are_kept_apart_and_bounded_per_model() -> None:
+    recorder = Recorder()
+    recorder.record("m", "python", np.ones((2, 3)), None, 0.01, None, "ok", 1)          # no route
+    recorder.record("m", "python", None, None, 0.02, 4, "ok", 2, "/a")
+    recorder.record("m", "python", None, None, 0.03, 1, "error", 1, "/a")
+    for i in range(MAX_ROUTES + 5):                                                     # 31 more, then 6 "other"
+        recorder.record("m", "python", None, None, 0.01, 1, "ok" if i % 2 else "error", 1, f"/r{i}")
+    recorder.record("m", "python", None, None, 0.01, 1, "ok", 1, "")                    # "" is no route
+    recorder.record("m", "python", None, None, 0.01, 1, "ok", 1, 404)                   # not a string: its text
+    recorder.record("other-model", "python", None, None, 0.01, 1, "ok", 1, "/z")        # a bound of its own
+    stats = {state.name: state.stats for state in recorder.states()}
+    ok, error = stats["m"].outcomes["ok"], stats["m"].outcomes["error"]
+    assert ok.requests == 2 and ok.duration.count == 2                                  # the route-less calls
+    assert ok.routes["/a"].requests == 2 and ok.routes["/a"].duration.count == 2
+    assert error.routes["/a"].requests == 1 and error.routes["/a"].duration.sum == pytest.approx(0.03)
+    assert len(stats["m"].routes) == MAX_ROUTES and "/r30" in stats["m"].routes and "/r31" not in stats["m"].routes
+    other = ok.routes["other"].requests + error.routes["other"].requests
+    assert other == 6 + 1                                                               # /r31.. and 404
+    assert set(ok.routes) | set(error.routes) == stats["m"].routes | {"other"}
+    assert ok.batch_size.count + error.batch_size.count == 3 + MAX_ROUTES + 5 + 2       # every call, any route
+    assert set(stats["other-model"].outcomes["ok"].routes) == {"/z"}
 
 
 def test_record_updates_statistics_and_profiles() -> None:

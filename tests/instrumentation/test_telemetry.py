@@ -140,3 +140,53 @@ def test_an_export_counts_each_request_once_while_requests_keep_arriving(delta: 
         ((_, duration),) = capture.points("servewatch.inference.duration")
         counted += duration.count
         assert counter.value == requests and (counted if delta else duration.count) == requests
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_routes_become_http_route_on_requests_and_durations_only(delta: bool) -> None:
+    recorder = Recorder()
+    metrics, capture = pipeline(recorder, delta=delta)
+    recorder.record("m", "python", np.ones((2, 2)), np.ones(2), 0.01, None, "ok", 1)            # no route
+    recorder.record("m", "python", np.ones((3, 2)), np.ones(3), 0.02, None, "ok", 3, "/score")
+    recorder.record("m", "python", np.ones((1, 2)), None, 0.5, None, "error", 1, "/score")
+    metrics.collect()
+
+    def by_key(name: str) -> dict[tuple[str, str | None], Any]:
+        points = {}
+        for attributes, point in capture.points(name):
+            assert set(attributes) - {"http.route"} == {"ml.model.name", "ml.framework", "outcome"}
+            points[(attributes["outcome"], attributes.get("http.route"))] = point
+        return points
+
+    requests = {key: point.value for key, point in by_key("servewatch.inference.requests").items()}
+    assert requests == {("ok", None): 1, ("ok", "/score"): 3, ("error", "/score"): 1}
+    durations = by_key("servewatch.inference.duration")
+    assert {key: point.count for key, point in durations.items()} == requests
+    assert durations[("ok", "/score")].sum == pytest.approx(0.06) and durations[("error", "/score")].max == 0.5
+    batches = {attributes["outcome"]: point.sum for attributes, point in capture.points("servewatch.inference.batch.size")}
+    assert batches == {"ok": 5, "error": 1}                                                    # never by route
+    assert all("http.route" not in attributes for name in ("servewatch.input.values", "servewatch.prediction.values")
+               for attributes, _ in capture.points(name))
+    recorder.record("m", "python", None, None, 0.02, 1, "ok", 1, "/score")
+    metrics.collect()
+    (point,) = [point for (outcome, route), point in by_key("servewatch.inference.duration").items()
+                if (outcome, route) == ("ok", "/score")]
+    assert point.count == (1 if delta else 4)
+
+
+def test_routes_are_read_in_the_same_snapshot_as_the_request_counter() -> None:
+    recorder = Recorder()
+    metrics, capture = pipeline(recorder)
+
+    def arriving(options: Any) -> list[Any]:   # served during the collection, after the request counter was read
+        recorder.record("m", "python", None, None, 0.02, 1, "ok", 1, "/a")
+        recorder.record("m", "python", None, None, 0.02, 1, "ok", 1, "/new")
+        return []
+
+    metrics.meter().create_observable_gauge("test.arrival", [arriving])
+    recorder.record("m", "python", None, None, 0.02, 1, "ok", 1, "/a")
+    for _ in range(3):
+        metrics.collect()
+        counters = {attrs["http.route"]: point.value for attrs, point in capture.points("servewatch.inference.requests")}
+        durations = {attrs["http.route"]: point.count for attrs, point in capture.points("servewatch.inference.duration")}
+        assert counters == durations

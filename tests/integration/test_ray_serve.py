@@ -204,6 +204,9 @@ def test_a_raising_deployment_is_counted_as_errors(stack: Stack) -> None:
                   outcome="ok")
     assert count("servewatch_inference_duration_seconds_count", outcome="error") == latencies + 10
     assert count("servewatch_prediction_values_total", ml_feature_name="y") == predictions + 20  # no error answers
+    # every request reached twin over HTTP: each series carries the route prefix Ray matched
+    assert {labels.get("http_route") for labels, _ in
+            stack.detector.samples("servewatch_inference_requests_total", ml_model_name="twin")} == {"/twin"}
 
 
 def test_two_replicas_are_two_producers_merged_by_the_detector(stack: Stack) -> None:
@@ -239,6 +242,15 @@ def test_handle_calls_and_a_fastapi_ingress(stack: Stack) -> None:
     for key in watched:  # echo's arguments are named by its signature: risk(self, amount, country)
         stack.reaches(f"servewatch_{key[1]}_values_total", before[key] + 30, f"{key} values", ml_model_name=key[0],
                       ml_feature_name=key[2])
+
+    def routes(model: str) -> set[str | None]:
+        return {labels.get("http_route") for labels, _ in
+                stack.detector.samples("servewatch_inference_requests_total", ml_model_name=model)}
+
+    # the ingress's requests carry the route Ray matched (its FastAPI route under the prefix); echo's handle
+    # calls carry none, although their metadata holds the gateway's route
+    stack.wait(lambda: routes("echo") and routes("gateway"), "requests of echo and gateway")
+    assert routes("gateway") == {"/gateway/"} and routes("echo") == {None}
 
 
 def test_ray_keeps_its_own_metrics(stack: Stack) -> None:

@@ -29,9 +29,10 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     hooks._exchanges.clear()
 
 
-def metadata(request_id: str = "r-1", protocol: RequestProtocol = RequestProtocol.HTTP) -> RequestMetadata:
+def metadata(request_id: str = "r-1", protocol: RequestProtocol = RequestProtocol.HTTP,
+             route: str = "/score") -> RequestMetadata:
     return RequestMetadata(request_id=request_id, internal_request_id=request_id, call_method="score",
-                           _request_protocol=protocol)
+                           route=route, _request_protocol=protocol)
 
 
 class Receive:
@@ -70,8 +71,16 @@ def http_request(body: bytes, answer: bytes, status: int, request: RequestMetada
 def test_an_http_request_is_recorded_once_with_its_bodies(recorded: list[dict[str, Any]]) -> None:
     http_request(b'{"amount": 3.5}', b'{"score": 0.1}', 200, metadata())
     assert recorded == [{"model": "scorer", "inputs": {"amount": 3.5}, "outputs": {"score": 0.1}, "duration": 0.004,
-                         "outcome": "ok", "framework": "ray_serve"}]
+                         "outcome": "ok", "framework": "ray_serve", "route": "/score"}]
     assert not hooks._exchanges
+
+
+def test_only_http_requests_carry_their_route(recorded: list[dict[str, Any]]) -> None:
+    # a handle call made while serving an HTTP request inherits that request's route in its metadata
+    handle_call(metadata("r-1", protocol=RequestProtocol.UNDEFINED, route="/gateway"), (1.0,), {}, 2.0)
+    http_request(b'{"amount": 2}', b'{"score": 2}', 200, metadata("r-2", route=""))   # Ray's "no route"
+    http_request(b'{"amount": 2}', b'{"score": 2}', 200, metadata("r-3", route="/items/{item_id}"))
+    assert [call["route"] for call in recorded] == [None, None, "/items/{item_id}"]
 
 
 @pytest.mark.parametrize(("status", "outcome", "answered"), [(500, "error", False), (422, "error", False),
