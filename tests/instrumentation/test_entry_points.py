@@ -69,11 +69,7 @@ def test_the_distribution_declares_the_four_instrumentors() -> None:
     assert OURS == ["servewatch_pytriton", "servewatch_ray_serve", "servewatch_torchserve", "servewatch_tritonclient"]
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=True, reason="PyTritonInstrumentor._patch and _uninstrument import triton/pytriton.py, whose "
-                            "triton/tensors.py imports numpy at module level (the Triton subpackage's to change)"))
-    if name == "servewatch_pytriton" else name for name in OURS])
+@pytest.mark.parametrize("name", OURS)
 def test_entry_point_loads_instruments_and_uninstruments_with_nothing_heavy(name: str) -> None:
     outcome = _load(name)
     assert outcome == {"patched": True, "errors": {}, "attempts": []}
