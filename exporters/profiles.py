@@ -70,8 +70,11 @@ class ProfileExporter:
 
     def export(self, profiles: Sequence[Profile]) -> int:
         """Queue ``profiles`` and deliver what is pending, oldest first; returns how many were delivered.
-        Exceptions of the transport propagate (the items stay pending)."""
+        Exceptions of the transport propagate (the items stay pending). What waits is the encoded form, never
+        the profiles themselves: a caller that keeps no reference of its own frees their sketches before the
+        delivery starts (a delivery stuck on a dead endpoint at interpreter exit then holds no sketch)."""
         self._queue(profiles)
+        del profiles
         with self._lock:
             return self._outbox.deliver(self._send, batch=self._batch)
 

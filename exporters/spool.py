@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
@@ -48,14 +48,16 @@ class SpoolProfileExporter(ProfileExporter):
         self.directory.mkdir(parents=True, exist_ok=True)
         self._resource = scalar_attributes(resource)
 
-    def _send(self, items: list[Profile]) -> bool:
-        for profile in items:
-            name = spool_name(profile)
+    def _queue(self, profiles: Sequence[Profile]) -> None:
+        self._outbox.put((spool_name(profile), encode_profiles([profile], self._resource)) for profile in profiles)
+
+    def _send(self, items: list[tuple[str, bytes]]) -> bool:
+        for name, data in items:
             temporary = self.directory / f".{name}.tmp"
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)   # a cleanup job may have removed it
                 with open(temporary, "wb") as handle:
-                    handle.write(encode_profiles([profile], self._resource))
+                    handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temporary, self.directory / name)

@@ -101,9 +101,11 @@ import nothing optional at module level (a non-``ImportError`` there aborts ever
 **Stay inert, survive forks.** Nothing starts until the first ``record``/``observe`` in a process: the
 launcher, TorchServe's ``metric_collector.py``, Ray's agents never export (do not call ``record`` from code
 that runs there). Providers are our own, built on first use, never global; after ``os.fork`` the child starts
-afresh with a new ``service.instance.id``; at exit the last interval is flushed. A process killed by a signal
-(SIGKILL; uvicorn, which ends by re-raising SIGTERM; a worker the framework terminates) runs no exit hooks:
-call :func:`flush` from the framework's shutdown hook where there is one, or accept losing the last interval
+afresh with a new ``service.instance.id``; at exit the last interval is flushed, waiting at most
+``EXIT_TIMEOUT`` (5 s) in all, whatever the receiver does (:mod:`~servewatch.instrumentation.runtime`). A
+process killed by a signal (SIGKILL; uvicorn, which ends by re-raising SIGTERM; a worker the framework
+terminates) runs no exit hooks: call :func:`flush` (it waits at most as long, by default) from the framework's
+shutdown hook where there is one, or accept losing the last interval
 (at most one ``SERVEWATCH_PROFILE_INTERVAL`` of profiles and one ``OTEL_METRIC_EXPORT_INTERVAL`` of metric
 increments).
 """

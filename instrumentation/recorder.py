@@ -70,6 +70,7 @@ class Recorder:
         self.max_columns = max_columns
         self._models: dict[str, ModelState] = {}
         self._lock = threading.Lock()
+        self._discarded = False
 
     def states(self) -> list[ModelState]:
         """The models seen so far."""
@@ -83,6 +84,8 @@ class Recorder:
         with self._lock:
             state = self._models.get(model)
             if state is None:
+                if self._discarded:
+                    return None
                 if len(self._models) >= MAX_MODELS:
                     errors.report("model.limit")
                     return None
@@ -143,6 +146,13 @@ class Recorder:
             with state.lock:
                 models.append((state.name, state.calls, state.queue_seconds))
         return tuple(models), sum(errors.counts().values())
+
+    def discard(self) -> None:
+        """Forget every model and keep none from now on (the process is ending: nothing recorded now could
+        leave, and sketches still alive when the interpreter tears down make datasketches report leaks)."""
+        with self._lock:
+            self._discarded = True
+            self._models = {}
 
     def close(self, now: float) -> list[Profile]:
         """End the interval of every model at ``now``; the closed profiles that hold rows."""

@@ -16,21 +16,25 @@ Lifecycle:
 - **One background thread** builds the exporters (so the first request never waits for them), closes profiles
   every ``SERVEWATCH_PROFILE_INTERVAL`` seconds on wall-clock multiples of it (a 60 s interval closes on the
   minute, matching the detector's buckets), numbers them per (model, signal) and hands them to the profile
-  exporter, and collects metrics every ``OTEL_METRIC_EXPORT_INTERVAL``. A slow or absent receiver delays only
-  this thread.
-- **Fork.** ``os.register_at_fork`` drops the runtime in the child: a forked worker starts its own on its first
-  inference, with a new ``service.instance.id``, and never re-sends its parent's data. A fork waits (at most
-  :data:`FORK_TIMEOUT`) until the background thread is between two cycles, so that no module import or lock
-  of ours is half-way in the child. A process started with
-  ``subprocess``/``exec`` is a new interpreter and gets its own in the same way.
-- **Exit.** When the main thread ends, and again at ``atexit``, the last (partial) interval is closed and
-  exported together with a last metric collection, waiting at most :data:`EXIT_TIMEOUT` seconds each time.
-  The metrics leave once: an exit flush collects only when something was recorded since the last flush
-  (threads still serving after the main thread ended). A process that ends with ``os._exit`` (a
-  ``multiprocessing`` child) loses its last interval.
-- **Bridges' metrics.** :func:`register_metrics` adds a framework bridge's own instruments and pre-aggregated
-  metrics to this pipeline (same resource, same ``service.instance.id``, same thread); like
-  :func:`observe_queue_time` it starts nothing, and only a serving process ever collects them.
+  exporter, and collects metrics every ``OTEL_METRIC_EXPORT_INTERVAL``. :func:`flush` hands it the work
+  too and waits for it, at most its ``timeout``. A slow or absent receiver delays only this thread.
+- **Fork** (:mod:`~servewatch.instrumentation.lifecycle`): a forked child drops the runtime and starts its own
+  on its first inference, with a new ``service.instance.id``, never re-sending its parent's data; a process
+  started with ``subprocess``/``exec`` is a new interpreter and gets its own in the same way.
+- **Exit** (:mod:`~servewatch.instrumentation.lifecycle`): when the main thread ends, and again at ``atexit``,
+  the last (partial) interval is closed and exported with a last metric collection (which only leaves when
+  something was recorded since the last flush: metrics leave once). Both together wait at most
+  :data:`EXIT_TIMEOUT` seconds (5 s), whatever the receiver does (refuses connections, accepts them and never
+  answers, or makes the exporter retry for its ``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s per signal by default);
+  what has not left by then is lost. Not configurable: no standard variable means "time allowed at shutdown"
+  (``OTEL_EXPORTER_OTLP_TIMEOUT`` is per export request, and its default is the very wait being bounded); a
+  shutdown hook that can afford more calls ``flush(timeout)`` itself. The recorder then forgets its models,
+  so no sketch is alive at interpreter teardown (datasketches would print "leaked" warnings). A process
+  ending with ``os._exit`` (a ``multiprocessing`` child) loses its last interval.
+- **Bridges' metrics** (:mod:`~servewatch.instrumentation.sources`): :func:`register_metrics` adds a framework
+  bridge's own instruments and pre-aggregated metrics to this pipeline (same resource, same
+  ``service.instance.id``, same thread); like :func:`observe_queue_time` it starts nothing, and only a serving
+  process ever collects them.
 
 Cheap to import: the recorder (numpy, datasketches), the spec and the exporters (the OpenTelemetry SDK) load
 when the runtime starts, so the framework hooks that import this module cost nothing in processes that never
@@ -39,31 +43,32 @@ serve.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import sources
 from .guard import errors, guard
 from .sentinel import NOTHING
 from .settings import Settings
+from .sources import observe_queue_time, register_metrics
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Meter
-    from opentelemetry.sdk.metrics.export import Metric
-
+    from servewatch.profile import Profile
     from servewatch.spec import Spec
 
 __all__ = ["EXIT_TIMEOUT", "Runtime", "current", "flush", "observe_queue_time", "profile_rows", "record",
            "record_queue_time", "register_metrics"]
 
 EXIT_TIMEOUT = 5.0
-"""Seconds the process waits at exit for the last profiles and metrics to leave."""
+"""Seconds the process waits at exit, in all, for the last profiles and metrics to leave (both exit hooks
+together); also :func:`flush`'s default timeout."""
 FORK_TIMEOUT = 2.0
 """Seconds ``os.fork`` waits at most for the background thread to finish an export in progress."""
 
@@ -72,9 +77,6 @@ log = logging.getLogger("servewatch.instrumentation")
 _lock = threading.Lock()
 _runtime: Runtime | None = None
 _disabled = False
-_hooks_installed = False
-_queue_sources: list[tuple[Callable[[], Mapping[str, float]], str]] = []
-_metric_sources: list[tuple[Callable[[Meter], object] | None, Callable[[], Iterable[Metric]] | None, str]] = []
 
 
 class Runtime:
@@ -98,7 +100,10 @@ class Runtime:
         self._sources = 0  # how many of _metric_sources the pipeline has taken
         self._flushed: tuple[Any, ...] | None = None  # the recorder's totals at the last flush's collection
         self._cycle = threading.Lock()
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._flushes: deque[_Flush] = deque()  # asked of the thread, oldest first
+        self._flushes_lock = threading.Lock()
+        self._ended = False  # the final flush was taken: the thread takes no more
         self._thread = threading.Thread(target=self._run, name="servewatch", daemon=True)
 
     def start(self) -> None:
@@ -112,10 +117,14 @@ class Runtime:
         interval, metric_interval = self.settings.profile_interval, self.settings.metric_interval
         next_close = _next_multiple(time.time(), interval)
         next_collect = time.time() + metric_interval
-        while not self._stop.wait(max(0.0, min(next_close, next_collect) - time.time())):
+        while True:
+            self._wake.wait(max(0.0, min(next_close, next_collect) - time.time()))
+            self._wake.clear()
+            if self._run_flushes():
+                return
+            if time.time() < min(next_close, next_collect):  # woken for a flush
+                continue
             with self._cycle, guard("runtime"):
-                if self._stop.is_set():
-                    break
                 now = time.time()
                 self._setup()
                 if now >= next_close:
@@ -128,8 +137,8 @@ class Runtime:
     def _setup(self) -> None:
         """Build whichever exporter is still missing (a failure is counted and retried next cycle) and hand the
         metrics pipeline the sources registered since."""
-        if self.metrics is not None and self._sources < len(_metric_sources):
-            self._add_sources(self.metrics)
+        if self.metrics is not None and sources.pending(self._sources):
+            self._sources = sources.add_metric_sources(self.metrics, self._sources)
         if self.profile_exporter is not None and (self.metrics is not None or self.settings.metrics_exporter == "none"):
             return
         with guard("export.setup"):
@@ -165,8 +174,8 @@ class Runtime:
         from .telemetry import Telemetry
 
         settings = self.settings
-        telemetry = Telemetry(self.recorder, queue_sources=_queue_sources, delta_histograms=settings.delta_histograms,
-                              start=self.started)
+        telemetry = Telemetry(self.recorder, queue_sources=sources.queue_sources(),
+                              delta_histograms=settings.delta_histograms, start=self.started)
         protocol = "console" if settings.metrics_exporter == "console" else settings.metrics_protocol
         pipeline = MetricsPipeline(resource, otlp_metric_exporter(protocol), producers=[telemetry.produce],
                                    timeout=settings.metric_timeout,
@@ -175,34 +184,28 @@ class Runtime:
         telemetry.register(meter)
         with guard("gpu"):
             self.gpus = register_gpu_metrics(meter)
-        self._add_sources(pipeline)
+        self._sources = sources.add_metric_sources(pipeline, self._sources)
         return pipeline
 
-    def _add_sources(self, pipeline: Any) -> None:
-        """Give ``pipeline`` the metric sources registered since the last call (each one once)."""
-        sources, self._sources = _metric_sources[self._sources:], len(_metric_sources)
-        for setup, produce, scope in sources:
-            with guard("metrics.source"):
-                if setup is not None:
-                    setup(pipeline.meter(scope))
-                if produce is not None:
-                    pipeline.add_producer(_guarded(produce), scope=scope)
-
     def _close_profiles(self, now: float) -> None:
-        profiles = self.recorder.close(now)
+        exporter = self.profile_exporter
+        if exporter is None:
+            dropped = len(self.recorder.close(now))
+            if dropped:
+                errors.report("profiles.dropped", None, dropped)
+            return
+        with guard("export.profiles"):
+            exporter.export(self._numbered(self.recorder.close(now)))  # the exporter holds the only reference:
+            if exporter.pending:                                       # sketches are freed before delivery
+                errors.report("export.profiles")
+
+    def _numbered(self, profiles: list[Profile]) -> list[Profile]:
+        """``profiles`` with this process as producer and their sequence numbers, per (model, signal)."""
         for profile in profiles:
             key = (profile.model, profile.signal)
             self._sequences[key] = sequence = self._sequences.get(key, 0) + 1
             profile.producer, profile.sequence = self.instance_id, sequence
-        exporter = self.profile_exporter
-        if exporter is None:
-            if profiles:
-                errors.report("profiles.dropped", None, len(profiles))
-            return
-        with guard("export.profiles"):
-            exporter.export(profiles)
-            if exporter.pending:
-                errors.report("export.profiles")
+        return profiles
 
     def _collect(self, *, exiting: bool = False, flushing: bool = False) -> None:
         """Export the metrics; at exit only if anything changed since the last flush (they leave once)."""
@@ -219,45 +222,79 @@ class Runtime:
 
     def flush(self, timeout: float, *, final: bool = False, exiting: bool = False) -> bool:
         """Close the current profiles and export them and the metrics now, waiting at most ``timeout`` seconds;
-        ``final`` also stops the thread and the exporters; ``exiting`` (the exit hooks) skips the metrics when
-        nothing was recorded since the previous flush. True when it finished in time."""
-        if final:
-            self._stop.set()
+        ``final`` also stops the thread and the exporters and forgets what the recorder holds; ``exiting`` (the
+        exit hooks) skips the metrics when nothing was recorded since the previous flush. True when it finished
+        in time (also after the final flush, when nothing is left to do).
 
-        def work() -> None:
+        The background thread does the work (a process that is exiting may start no thread: Python 3.12 refuses
+        it in every exit hook), so a flush waits behind an export in progress; what is not done in ``timeout``
+        goes on there while the caller proceeds. Without the thread (it ended, or this is the thread itself) the
+        work runs in a thread of its own, or, where none can start, in the caller."""
+        request = _Flush(final, exiting)
+        with self._flushes_lock:
+            if self._ended:
+                return True
+            self._ended = final
+            queued = self._thread.is_alive() and threading.current_thread() is not self._thread
+            if queued:
+                self._flushes.append(request)
+        if queued:
+            self._wake.set()
+            done = request.done.wait(timeout)
+        else:
+            done = self._flush_elsewhere(request, timeout)
+        if final:
+            self.recorder.discard()  # what could still be recorded can no longer leave; no sketch outlives us
+        return done
+
+    def _run_flushes(self) -> bool:
+        """Run the flushes asked of the thread, oldest first; True once the final one ran (the thread ends)."""
+        while True:
+            with self._flushes_lock:
+                if not self._flushes:
+                    return False
+                request = self._flushes.popleft()
+            self._flush_now(request)
+            if request.final:
+                return True
+
+    def _flush_elsewhere(self, request: _Flush, timeout: float) -> bool:
+        worker = threading.Thread(target=self._flush_now, args=(request,), name="servewatch-flush", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError:  # no new threads at this point of interpreter shutdown: do it here
+            self._flush_now(request)
+        return request.done.wait(timeout)
+
+    def _flush_now(self, request: _Flush) -> None:
+        try:
             with self._cycle, guard("flush"):
                 self._setup()
                 self._close_profiles(time.time())
-                self._collect(exiting=exiting or final, flushing=True)
-                if final:
+                self._collect(exiting=request.exiting or request.final, flushing=True)
+                if request.final:
+                    self.recorder.discard()
                     for part in (self.profile_exporter, self.metrics):
                         if part is not None:
                             with guard("export.shutdown"):
                                 part.shutdown()
+        finally:
+            request.done.set()
 
-        worker = threading.Thread(target=work, name="servewatch-flush", daemon=True)
-        try:
-            worker.start()
-        except RuntimeError:  # no new threads at this point of interpreter shutdown: do it here
-            work()
-            return True
-        worker.join(timeout)
-        return not worker.is_alive()
+
+class _Flush:
+    """A flush asked of the background thread; ``done`` is set when it ran."""
+
+    __slots__ = ("final", "exiting", "done")
+
+    def __init__(self, final: bool, exiting: bool) -> None:
+        self.final = final
+        self.exiting = exiting
+        self.done = threading.Event()
 
 
 def _next_multiple(now: float, interval: float) -> float:
     return (math.floor(now / interval) + 1) * interval
-
-
-def _guarded(produce: Callable[[], Iterable[Metric]]) -> Callable[[], list[Metric]]:
-    """``produce`` made safe for the pipeline: a failure is counted (``metrics.source``) and produces nothing."""
-    def producer() -> list[Metric]:
-        try:
-            return list(produce())
-        except Exception as error:
-            errors.report("metrics.source", error)
-            return []
-    return producer
 
 
 def _load_spec(path: str | None) -> Spec:
@@ -294,7 +331,9 @@ def _start(framework: str) -> Runtime | None:
             return None
         for problem in problems:
             log.warning("servewatch: %s", problem)
-        _install_process_hooks()
+        from . import lifecycle
+
+        lifecycle.install()
         runtime = Runtime(settings, framework)
         runtime.start()
         _runtime = runtime
@@ -302,63 +341,6 @@ def _start(framework: str) -> Runtime | None:
                  runtime.pid, runtime.instance_id, settings.profile_interval,
                  settings.spool_dir or "OTLP " + settings.logs_protocol)
         return runtime
-
-
-def _install_process_hooks() -> None:
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(_at_exit)
-    # Flush once more as soon as the main thread ends, before concurrent.futures and the threading module shut
-    # down: the OpenTelemetry SDK cannot even be imported after that (its resource detection needs a thread
-    # pool), which would lose everything of a process that exits within a moment of its first inference.
-    import concurrent.futures.thread  # noqa: F401 - registers its own hook first, so ours runs before it
-
-    register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        register(_before_exit)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                            after_in_child=_after_fork_in_child)
-
-
-_forking: Runtime | None = None
-
-
-def _before_fork() -> None:
-    """Let the background thread finish what it is doing (building exporters imports modules; a module being
-    imported at fork time stays locked forever in the child), waiting at most FORK_TIMEOUT."""
-    global _forking
-    runtime = _runtime
-    if runtime is not None and runtime.pid == os.getpid() and runtime._cycle.acquire(timeout=FORK_TIMEOUT):
-        _forking = runtime
-
-
-def _after_fork_in_parent() -> None:
-    global _forking
-    if _forking is not None:
-        _forking._cycle.release()
-        _forking = None
-
-
-def _after_fork_in_child() -> None:
-    global _runtime, _lock, _forking
-    _runtime, _forking = None, None
-    _lock = threading.Lock()
-    errors.reset()
-
-
-def _before_exit() -> None:
-    runtime = _runtime
-    if runtime is not None and runtime.pid == os.getpid():
-        runtime.flush(EXIT_TIMEOUT, exiting=True)
-
-
-def _at_exit() -> None:
-    runtime = _runtime
-    if runtime is not None and runtime.pid == os.getpid():
-        runtime.flush(EXIT_TIMEOUT, final=True)
 
 
 def record(model: str, inputs: Any = NOTHING, outputs: Any = NOTHING, *, duration: float | None = None,
@@ -422,32 +404,6 @@ def record_queue_time(model: str, seconds: float, *, framework: str = "python") 
             runtime.recorder.add_queue_time(model, framework, float(seconds))
     except Exception as error:
         errors.report("queue_time", error)
-
-
-def observe_queue_time(source: Callable[[], Mapping[str, float]], *, framework: str) -> None:
-    """Poll ``source`` at each metric collection for cumulative queue seconds per model (a framework's own
-    counter, e.g. scraped from its metrics port); increases are added to ``servewatch.inference.queue.time``,
-    the first reading is the baseline and a decrease (the framework restarted) counts from zero. Registering
-    starts nothing: only a process that serves polls."""
-    _queue_sources.append((source, framework))
-
-
-def register_metrics(setup: Callable[[Meter], object] | None = None, *,
-                     produce: Callable[[], Iterable[Metric]] | None = None, scope: str) -> None:
-    """Add a bridge's own metrics to this process's metrics pipeline, exported with the instrumentation's own
-    (same resource and ``service.instance.id``, same collection, no thread of the bridge's own).
-
-    ``setup(meter)`` is called once with a meter of instrumentation scope ``scope`` (name it after the bridge,
-    e.g. ``"servewatch.triton"``; never plain ``"servewatch"``, whose instruments are the runtime's): create
-    observable instruments there; their callbacks run at each collection. ``produce()`` is called at each
-    collection and returns finished OpenTelemetry SDK ``Metric`` objects (pre-aggregated data, e.g. histograms
-    read from the framework), exported under the same scope. A failure of either is counted
-    (``metrics.source``) and the rest of the collection proceeds.
-
-    Registering starts nothing: only a serving process (one that recorded an inference, or called
-    :func:`current`) builds the pipeline, and takes the sources registered before or after it did at its next
-    cycle. Nothing is registered with ``OTEL_METRICS_EXPORTER=none`` (there is no pipeline)."""
-    _metric_sources.append((setup, produce, scope))
 
 
 def flush(timeout: float = EXIT_TIMEOUT) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.metrics import Observation
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
-from servewatch.instrumentation import errors, flush, record, register_metrics, runtime
+from servewatch.instrumentation import errors, flush, record, register_metrics, runtime, sources
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def serving(receiver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("SERVEWATCH_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
-    monkeypatch.setattr(runtime, "_metric_sources", [])
+    monkeypatch.setattr(sources, "_metric_sources", [])
     errors.reset()
     yield receiver
     active = runtime._runtime

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from servewatch.instrumentation import errors, flush, runtime
+from servewatch.instrumentation import errors, flush, runtime, sources
 from servewatch.instrumentation.triton.bridge import SCOPE, main, run_sidecar, start_in_process
 
 TEXT = (Path(__file__).with_name("test_metrics.py").read_text().split('TEXT = """\\\n', 1)[1].split('"""', 1)[0]
@@ -30,8 +30,8 @@ def bridging(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[st
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
-    monkeypatch.setattr(runtime, "_metric_sources", [])
-    monkeypatch.setattr(runtime, "_queue_sources", [])
+    monkeypatch.setattr(sources, "_metric_sources", [])
+    monkeypatch.setattr(sources, "_queue_sources", [])
     texts = [TEXT]
     monkeypatch.setattr("servewatch.instrumentation.triton.metrics._read_url", lambda url: texts[-1])
     monkeypatch.setattr("servewatch.instrumentation.triton.metrics.MAX_AGE", 0.0)
@@ -134,7 +134,7 @@ def test_nothing_is_bridged_without_a_metrics_exporter(bridging: list[str], monk
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     assert start_in_process("http://127.0.0.1:9/metrics", lambda: {"resnet"}, framework="pytriton") is None
     assert run_sidecar("http://127.0.0.1:9/metrics") is None
-    assert runtime._metric_sources == [] and runtime._queue_sources == []
+    assert sources._metric_sources == [] and sources._queue_sources == []
 
 
 class Triton:
