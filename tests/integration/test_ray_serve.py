@@ -247,10 +247,12 @@ def test_handle_calls_and_a_fastapi_ingress(stack: Stack) -> None:
         return {labels.get("http_route") for labels, _ in
                 stack.detector.samples("servewatch_inference_requests_total", ml_model_name=model)}
 
-    # the ingress's requests carry the route Ray matched (its FastAPI route under the prefix); echo's handle
+    # the ingress's requests carry the route Ray's proxy matched: its FastAPI route under the prefix, or the
+    # prefix itself while the proxy does not know the app's routes yet (the first requests); echo's handle
     # calls carry none, although their metadata holds the gateway's route
     stack.wait(lambda: routes("echo") and routes("gateway"), "requests of echo and gateway")
-    assert routes("gateway") == {"/gateway/"} and routes("echo") == {None}
+    assert "/gateway/" in routes("gateway") and routes("gateway") <= {"/gateway/", "/gateway"}
+    assert routes("echo") == {None}
 
 
 def test_ray_keeps_its_own_metrics(stack: Stack) -> None:
