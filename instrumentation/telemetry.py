@@ -33,9 +33,9 @@ for it. The request counter and the histograms of one collection come from one r
 statistics, routes included (the counter's callback takes it, ``produce`` uses it), so an export's
 ``duration`` count always equals its request count, per outcome and route, even while requests keep arriving.
 ``http.route`` (Prometheus ``http_route``) comes from the ``route`` a call was recorded with (Ray Serve's HTTP
-ingress passes it); calls without one report series without the attribute, and profiles never carry it. Queue time comes from
-:func:`~servewatch.instrumentation.record_queue_time` (pushed) and from sources registered with
-:func:`~servewatch.instrumentation.observe_queue_time` (polled here, at each collection).
+ingress passes it); calls without one report series without the attribute, and profiles never carry it.
+Queue time comes from :func:`~servewatch.instrumentation.record_queue_time` (pushed) and from sources
+registered with :func:`~servewatch.instrumentation.observe_queue_time` (polled here, at each collection).
 """
 
 from __future__ import annotations

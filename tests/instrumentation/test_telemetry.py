@@ -163,7 +163,7 @@ def test_routes_become_http_route_on_requests_and_durations_only(delta: bool) ->
     durations = by_key("servewatch.inference.duration")
     assert {key: point.count for key, point in durations.items()} == requests
     assert durations[("ok", "/score")].sum == pytest.approx(0.06) and durations[("error", "/score")].max == 0.5
-    batches = {attributes["outcome"]: point.sum for attributes, point in capture.points("servewatch.inference.batch.size")}
+    batches = {attrs["outcome"]: point.sum for attrs, point in capture.points("servewatch.inference.batch.size")}
     assert batches == {"ok": 5, "error": 1}                                                    # never by route
     assert all("http.route" not in attributes for name in ("servewatch.input.values", "servewatch.prediction.values")
                for attributes, _ in capture.points(name))
@@ -187,6 +187,8 @@ def test_routes_are_read_in_the_same_snapshot_as_the_request_counter() -> None:
     recorder.record("m", "python", None, None, 0.02, 1, "ok", 1, "/a")
     for _ in range(3):
         metrics.collect()
-        counters = {attrs["http.route"]: point.value for attrs, point in capture.points("servewatch.inference.requests")}
-        durations = {attrs["http.route"]: point.count for attrs, point in capture.points("servewatch.inference.duration")}
+        counters = {attrs["http.route"]: point.value
+                    for attrs, point in capture.points("servewatch.inference.requests")}
+        durations = {attrs["http.route"]: point.count
+                     for attrs, point in capture.points("servewatch.inference.duration")}
         assert counters == durations

@@ -69,7 +69,8 @@ def model(name: str, **more: str) -> frozenset[Any]:
 
 
 GPU = frozenset({("hw.id", "GPU-8b2ac6ff-0dc7-4f21-9f0d-1e1f0b2a7c11")})
-SERIES = {("servewatch.inference.compute.time", model("resnet", phase=phase)) for phase in ("input", "infer", "output")} \
+PHASES = ("input", "infer", "output")
+SERIES = {("servewatch.inference.compute.time", model("resnet", phase=phase)) for phase in PHASES} \
     | {("servewatch.inference.requests", model("resnet", outcome=outcome)) for outcome in ("ok", "error")} \
     | {("servewatch.inference.duration", model("resnet", outcome="ok")),
        ("servewatch.inference.batch.size", model("resnet", outcome="ok"))} \
