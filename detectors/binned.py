@@ -48,15 +48,17 @@ def shares(reference: ColumnProfile, current: ColumnProfile, bins: int = DEFAULT
     if not reference.is_numeric:
         return category_shares(reference, current)
     ref, cur = Distribution.of(reference), Distribution.of(current)
-    inner = ref.quantiles(_ranks(bins))
-    edges = np.unique(np.append(inner[inner < ref.high], ref.high))
-    p = np.empty(edges.size + 2)  # shares below the reference's minimum, in each bin, above its maximum
-    q = np.empty(edges.size + 2)
-    for view, out in ((ref, p), (cur, q)):
-        out[0] = view.cdf_below(ref.low) if view is cur else 0.0
-        out[1:-1] = view.cdf_at(edges)
-        out[-1] = 1.0
-    return np.diff(p, prepend=0.0), np.diff(q, prepend=0.0)
+    inner = ref.quantiles(_ranks(bins))  # ascending
+    edges = np.append(inner[inner < ref.high], ref.high)
+    if edges.size > 1:  # ties merge edges
+        edges = edges[np.append(True, edges[1:] != edges[:-1])]
+    p = np.zeros(edges.size + 3)  # cumulative: 0, below the reference's minimum, at each edge, 1
+    q = np.zeros(edges.size + 3)
+    p[2:-1] = ref.cdf_at(edges)
+    q[1] = cur.cdf_below(ref.low)
+    q[2:-1] = cur.cdf_at(edges)
+    p[-1] = q[-1] = 1.0
+    return np.diff(p), np.diff(q)
 
 
 @functools.lru_cache(maxsize=16)

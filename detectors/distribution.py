@@ -41,8 +41,11 @@ class Distribution:
                 last = np.append(last, True)
                 cumulative, items = cumulative[last], items[last]
         self.items = items
-        self.cdf = cumulative / cumulative[-1] if cumulative.size else cumulative
-        self._steps = np.concatenate(([0.0], self.cdf))  # the CDF left of each item, then at it
+        steps = np.zeros(cumulative.size + 1)  # the CDF left of the first item, then at each item
+        if cumulative.size:
+            np.divide(cumulative, cumulative[-1], out=steps[1:])
+        self._steps = steps
+        self.cdf = steps[1:]
         self.n = n
         self.rank_error = rank_error
         self.low = float(items[0]) if low is None and items.size else low
@@ -69,15 +72,15 @@ class Distribution:
 
     def cdf_at(self, points: np.ndarray | float) -> np.ndarray:
         """P(X <= x) for each x in ``points``."""
-        return self._steps[np.searchsorted(self.items, points, side="right")]
+        return self._steps[self.items.searchsorted(points, side="right")]
 
     def cdf_below(self, points: np.ndarray | float) -> np.ndarray:
         """P(X < x) for each x in ``points``."""
-        return self._steps[np.searchsorted(self.items, points, side="left")]
+        return self._steps[self.items.searchsorted(points, side="left")]
 
     def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
         """The smallest retained item whose CDF reaches each rank (inclusive quantiles)."""
-        index = np.searchsorted(self.cdf, np.asarray(ranks, dtype=np.float64) - 1e-12, side="left")
+        index = self.cdf.searchsorted(np.asarray(ranks, dtype=np.float64) - 1e-12, side="left")
         return self.items[np.minimum(index, self.items.size - 1)]
 
     def mean_std(self) -> tuple[float, float]:

@@ -36,8 +36,8 @@ def ks(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int = D
         return refused
     ref, cur = Distribution.of(reference), Distribution.of(current)
     # both CDFs are right-continuous steps: the largest gap sits at one of either side's items
-    value = max(float(np.max(np.abs(ref.cdf - cur.cdf_at(ref.items)))),
-                float(np.max(np.abs(ref.cdf_at(cur.items) - cur.cdf))))
+    value = max(float(np.abs(ref.cdf - cur.cdf_at(ref.items)).max()),
+                float(np.abs(ref.cdf_at(cur.items) - cur.cdf).max()))
     return Statistic("ks", value, bound=ref.rank_error + cur.rank_error)
 
 
