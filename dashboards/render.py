@@ -7,14 +7,13 @@ Usage::
     document = render(board)         # a dict: the dashboard model
     text = to_json(document)         # deterministic: sorted keys, 2-space indent, trailing newline
 
-grafanalib (0.7.1, frozen upstream) builds the panels, targets, variables and the dashboard; its output is
-Grafana-7-era JSON, so :func:`render` then brings it to what Grafana 11 writes itself: datasource references
-as ``{"type": "prometheus", "uid": "${datasource}"}`` objects on panels, targets and variables; threshold
-steps as lists; ``intervalFactor: 1`` (grafanalib's 2 halves the resolution); the current heatmap and
-bar-gauge options instead of the legacy ones; no legacy keys
-(``rows``, ``span``, ``height``, ``maxDataPoints: 100``…);
-``schemaVersion`` 39 (Grafana 11.0) so Grafana runs no migration on load. Panel ids are assigned in order
-and grid positions flow each row's panels left to right over the 24 columns.
+grafanalib (0.7.1, frozen upstream) builds the panels, targets, variables and the dashboard, here with
+datasource references as ``{"type": "prometheus", "uid": "${datasource}"}`` objects on panels, targets and
+variables, threshold steps as lists and ``intervalFactor: 1`` (grafanalib's 2 halves the resolution). Its
+output is Grafana-7-era JSON, so :func:`render` then brings it to what Grafana 11 writes itself
+(:func:`~servewatch.dashboards.shape.modernize`: current heatmap and bar-gauge options, no legacy keys,
+``schemaVersion`` 39). Panel ids are assigned in order and grid positions flow each row's panels left to right
+over the 24 columns.
 """
 
 from __future__ import annotations
@@ -28,35 +27,12 @@ import grafanalib.core as G
 from grafanalib._gen import DashboardEncoder
 
 from .panel import GRID_COLUMNS, Board, Panel, Row, Step, Variable
+from .shape import SCHEMA_VERSION, modernize
 
 __all__ = ["DATASOURCE", "SCHEMA_VERSION", "render", "to_json"]
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 """Every panel, target and query variable reads from the dashboard's ``datasource`` variable."""
-SCHEMA_VERSION = 39
-PLUGIN_VERSION = "11.0.0"
-_LEGACY_PANEL_KEYS = (
-    "cacheTimeout",
-    "error",
-    "height",
-    "span",
-    "minSpan",
-    "maxDataPoints",
-    "editable",
-    "hideTimeOverride",
-    "repeatDirection",
-    "maxPerRow",
-    "thresholds",
-    "columns",
-    "fontSize",
-    "mappings",
-    "color",
-    "timeFrom",
-    "timeShift",
-    "interval",
-    "repeat",
-)
-_LEGACY_TARGET_KEYS = ("query", "target", "metric", "step", "hide", "interval")
 
 
 def render(board: Board) -> dict[str, Any]:
@@ -109,7 +85,7 @@ def render(board: Board) -> dict[str, Any]:
         else [],
     )
     document = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
-    return _modernize(document)
+    return modernize(document)
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -282,155 +258,3 @@ def _variable(variable: Variable) -> G.Template:
         query=variable.query,
         default=variable.default,
     )
-
-
-# -- the Grafana 11 shape -----------------------------------------------------------------------------------
-
-
-def _modernize(document: dict[str, Any]) -> dict[str, Any]:
-    for key in ("rows", "style", "sharedCrosshair", "hideControls", "gnetId", "__inputs"):
-        document.pop(key, None)
-    document.update(
-        schemaVersion=SCHEMA_VERSION,
-        fiscalYearStartMonth=0,
-        liveNow=False,
-        weekStart="",
-        timepicker={},
-        version=1,
-        id=None,
-    )
-    document["annotations"] = {
-        "list": [
-            {
-                "builtIn": 1,
-                "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                "enable": True,
-                "hide": True,
-                "iconColor": "rgba(0, 211, 255, 1)",
-                "name": "Annotations & Alerts",
-                "type": "dashboard",
-            }
-        ]
-    }
-    for variable in document["templating"]["list"]:
-        _variable_shape(variable)
-    for panel in document["panels"]:
-        _panel_shape(panel)
-        for child in panel.get("panels", []):
-            _panel_shape(child)
-    return document
-
-
-def _variable_shape(variable: dict[str, Any]) -> None:
-    for key in ("auto", "auto_count", "auto_min", "useTags", "tagsQuery", "tagValuesQuery"):
-        variable.pop(key, None)
-    current = {key: value for key, value in variable["current"].items() if key != "tags"}
-    if current.get("value") is None:
-        current = {}
-    elif current["value"] == "$__all":
-        current = {"selected": True, "text": ["All"], "value": ["$__all"]}
-    variable["current"] = current
-    if variable["type"] == "query":
-        variable["definition"] = variable["query"]["query"]
-        variable["regex"] = ""
-    if variable["type"] == "datasource":
-        variable.pop("datasource", None)
-        variable["regex"] = ""
-        variable["refresh"] = 1
-    if variable["type"] in ("custom", "constant"):
-        variable.pop("datasource", None)
-    for key in [key for key, value in variable.items() if value is None]:
-        del variable[key]
-
-
-def _panel_shape(panel: dict[str, Any]) -> None:
-    for key in _LEGACY_PANEL_KEYS:
-        panel.pop(key, None)
-    if panel["type"] == "row":
-        panel.pop("datasource", None)
-        panel.pop("targets", None)
-        panel.pop("fieldConfig", None)
-        panel.pop("transformations", None)
-        panel.pop("description", None)
-        panel.pop("links", None)
-        panel.pop("transparent", None)
-        return
-    panel["pluginVersion"] = PLUGIN_VERSION
-    for target in panel.get("targets", []):
-        for key in _LEGACY_TARGET_KEYS:
-            target.pop(key, None)
-        target["editorMode"] = "code"
-        target["range"] = not target["instant"]
-    defaults = panel["fieldConfig"]["defaults"]
-    if "legend" in panel.get("options", {}) and isinstance(panel["options"]["legend"], dict):
-        panel["options"]["legend"]["showLegend"] = True
-    if panel["type"] == "heatmap":
-        _heatmap_shape(panel)
-    if panel["type"] == "bargauge":
-        _bargauge_shape(panel)
-    for mapping in (defaults, defaults.get("custom", {})):
-        for key in [key for key, value in mapping.items() if value is None]:
-            del mapping[key]
-
-
-def _heatmap_shape(panel: dict[str, Any]) -> None:
-    for key in (
-        "cards",
-        "color",
-        "dataFormat",
-        "heatmap",
-        "hideZeroBuckets",
-        "highlightCards",
-        "legend",
-        "reverseYBuckets",
-        "tooltip",
-        "xAxis",
-        "xBucketNumber",
-        "xBucketSize",
-        "yAxis",
-        "yBucketBound",
-        "yBucketNumber",
-        "yBucketSize",
-    ):
-        panel.pop(key, None)
-    panel["options"] = {
-        "calculate": False,
-        "cellGap": 1,
-        "cellValues": {},
-        "exemplars": {"color": "rgba(255,0,255,0.7)"},
-        "filterValues": {"le": 1e-9},
-        "legend": {"show": True},
-        "rowsFrame": {"layout": "auto"},
-        "showValue": "never",
-        "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": False},
-        "yAxis": {"axisPlacement": "left", "reverse": False},
-        "color": {
-            "mode": "scheme",
-            "scheme": "Oranges",
-            "exponent": 0.5,
-            "fill": "dark-orange",
-            "reverse": False,
-            "scale": "exponential",
-            "steps": 64,
-        },
-    }
-    panel["fieldConfig"]["defaults"]["custom"] = {
-        "hideFrom": {"legend": False, "tooltip": False, "viz": False},
-        "scaleDistribution": {"type": "linear"},
-    }
-
-
-def _bargauge_shape(panel: dict[str, Any]) -> None:
-    panel["options"] = {
-        "displayMode": "gradient",
-        "orientation": "horizontal",
-        "showUnfilled": True,
-        "valueMode": "color",
-        "namePlacement": "auto",
-        "sizing": "auto",
-        "minVizHeight": 16,
-        "minVizWidth": 8,
-        "maxVizHeight": 300,
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-        "legend": {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": False},
-    }
