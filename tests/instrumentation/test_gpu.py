@@ -85,3 +85,39 @@ def test_nvml_that_cannot_start_means_no_gauges(fake_nvml: types.ModuleType) -> 
     fake_nvml.nvmlInit = fail
     meter, reader = meter_and_reader()
     assert register_gpu_metrics(meter) == 0
+
+
+def real_gpus() -> int:
+    """How many GPUs the real NVML finds here (0 without nvidia-ml-py, a driver or a device)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return 0
+    try:
+        return int(pynvml.nvmlDeviceGetCount())
+    finally:
+        pynvml.nvmlShutdown()
+
+
+@pytest.mark.skipif(not real_gpus(), reason="no GPU that NVML can read on this machine")
+def test_real_gpus_match_nvml() -> None:
+    """On a machine with GPUs: one gauge per device, under its NVML UUID, agreeing with NVML read directly."""
+    import pynvml
+
+    meter, reader = meter_and_reader()
+    assert register_gpu_metrics(meter) == real_gpus()
+    values = read(reader)
+    pynvml.nvmlInit()
+    try:
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            uuid = uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            assert values["hw.gpu.memory.limit"][uuid] == memory.total
+            assert abs(values["hw.gpu.memory.usage"][uuid] - memory.used) <= 0.05 * memory.total
+            assert 0.0 <= values["hw.gpu.utilization"][uuid] <= 1.0
+    finally:
+        pynvml.nvmlShutdown()
