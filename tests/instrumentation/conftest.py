@@ -55,16 +55,23 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A runtime in this process writing profiles to a spool directory (no network); torn down afterwards."""
-    directory = tmp_path / "spool"
-    monkeypatch.setenv("SERVEWATCH_SPOOL_DIR", str(directory))
-    monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+def fresh_runtime() -> Iterator[None]:
+    """Error counts reset, and after the test its runtime flushed and forgotten, so the next test starts bare.
+    Request it after ``monkeypatch``: the final flush runs under the test's patches."""
     errors.reset()
-    yield directory
+    yield
     active = runtime._runtime
     if active is not None:
         active.flush(5.0, final=True)
     runtime._runtime, runtime._disabled = None, False
     errors.reset()
+
+
+@pytest.fixture
+def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None) -> Iterator[Path]:
+    """A runtime in this process writing profiles to a spool directory (no network); torn down afterwards."""
+    directory = tmp_path / "spool"
+    monkeypatch.setenv("SERVEWATCH_SPOOL_DIR", str(directory))
+    monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    yield directory

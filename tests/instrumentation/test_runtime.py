@@ -17,20 +17,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def serving(receiver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def serving(receiver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None) -> Iterator[Any]:
     """A runtime in this process exporting metrics to ``receiver`` (profiles to a spool); no periodic export."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("SERVEWATCH_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
     monkeypatch.setattr(sources, "_metric_sources", [])
-    errors.reset()
     yield receiver
-    active = runtime._runtime
-    if active is not None:
-        active.flush(5.0, final=True)
-    runtime._runtime, runtime._disabled = None, False
-    errors.reset()
 
 
 def produced() -> list[Metric]:

@@ -24,7 +24,7 @@ TEXT = (Path(__file__).with_name("test_metrics.py").read_text().split('TEXT = ""
 
 
 @pytest.fixture
-def bridging(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def bridging(receiver: Any, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None) -> Iterator[list[str]]:
     """A runtime in this process exporting metrics to ``receiver`` (no periodic export unless the test sets
     the interval); Triton's endpoint answers the last text of the list returned."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
@@ -35,13 +35,7 @@ def bridging(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[st
     texts = [TEXT]
     monkeypatch.setattr("servewatch.instrumentation.triton.metrics._read_url", lambda url: texts[-1])
     monkeypatch.setattr("servewatch.instrumentation.triton.metrics.MAX_AGE", 0.0)
-    errors.reset()
     yield texts
-    active = runtime._runtime
-    if active is not None:
-        active.flush(5.0, final=True)
-    runtime._runtime, runtime._disabled = None, False
-    errors.reset()
 
 
 def exports(receiver: Any) -> list[tuple[str, dict[str, dict[tuple[str, frozenset[Any]], Any]]]]:
