@@ -25,6 +25,7 @@ Anything wrong with a file raises :class:`~servewatch.ProfileError` naming the f
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -142,9 +143,8 @@ class DataFile:
                 row = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as error:
-                raise ProfileError(f"{self.path}: line {reader.line_num + 1}: not UTF-8 text (byte "
-                                   f"0x{error.object[error.start]:02x}); save the file as UTF-8") from None
+            except UnicodeDecodeError:
+                raise ProfileError(self._not_utf8()) from None
             except csv.Error as error:
                 raise ProfileError(f"{self.path}: line {reader.line_num}: not CSV: {error}") from None
             yield row
@@ -152,9 +152,23 @@ class DataFile:
     def _guard(self, read: Callable[[], str]) -> str:
         try:
             return read()
-        except UnicodeDecodeError as error:
-            raise ProfileError(f"{self.path}: line 1: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
-                               "save the file as UTF-8") from None
+        except UnicodeDecodeError:
+            raise ProfileError(self._not_utf8()) from None
+
+    def _not_utf8(self) -> str:
+        """Where the first byte that is not UTF-8 is (text is decoded in blocks, so the reader cannot say)."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        line = 1
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as error:
+                    line += block.count(b"\n", 0, max(error.start, 0))
+                    return (f"{self.path}: line {line}: not UTF-8 text (byte 0x{block[error.start]:02x}); "
+                            "save the file as UTF-8")
+                line += block.count(b"\n")
+        return f"{self.path}: not UTF-8 text; save the file as UTF-8"
 
     # -- Parquet and Arrow IPC ------------------------------------------------------------------------------
 
