@@ -12,8 +12,8 @@ Usage::
 Memory stays that of one chunk whatever the file's size. Formats, by suffix:
 
 - ``.csv``/``.tsv``: UTF-8 (a BOM is fine), the delimiter the header line uses (``,`` ``;`` tab ``|``). A column
-  is numeric when the spec says so, else when every non-empty cell of the first chunk is a number; a cell that
-  is not a number in a numeric column stays text (the profile counts it invalid), an empty cell is missing.
+  is numeric when the spec says so, else when 95% of the non-empty cells of the first chunk are numbers; a cell
+  that is not a number in a numeric column stays text (the profile counts it invalid), an empty cell is missing.
   A text column whose first chunk is all ISO 8601 dates or times becomes ``datetime64`` (a timestamp).
 - ``.parquet``/``.pq`` and ``.arrow``/``.feather``/``.ipc``: with pyarrow (``pip install servewatch[files]``),
   a record batch at a time; the Arrow IPC file is memory-mapped. Types as :func:`servewatch.tables.arrow_column`.
@@ -46,6 +46,7 @@ _FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet
 DATA_SUFFIXES = tuple(_FORMATS)
 """The suffixes read as data files; anything else is read as a profile file."""
 _DELIMITERS = (",", ";", "\t", "|")
+_NUMERIC_SHARE = 0.95
 
 Progress = Callable[[float], None]
 """Called with the fraction of the file read so far (0..1)."""
@@ -268,19 +269,27 @@ class DataFile:
 
 def _convert(cells: tuple[str, ...], kind: str | None) -> tuple[np.ndarray, str | None]:
     """One CSV column's cells as an array, and the column's kind from now on (None: not known yet)."""
+    if kind == "timestamp":
+        times = _times(cells)
+        return (times, kind) if times is not None else (_texts(cells), kind)
     if kind != "categorical":
         numbers = _numbers(cells)
         if numbers is not None:
             return numbers, ("numeric" if kind is not None or not np.isnan(numbers).all() else None)
-        if kind == "numeric":
-            return np.array([_number(cell) for cell in cells], dtype=object), kind
+        mixed = np.array([_number(cell) for cell in cells], dtype=object)
+        if kind == "numeric" or _mostly_numbers(mixed):
+            return mixed, "numeric"
     if kind is None:
         times = _times(cells)
         if times is not None:
             return times, "timestamp"
+    return _texts(cells), ("categorical" if kind is None else kind)
+
+
+def _texts(cells: tuple[str, ...]) -> np.ndarray:
     texts = np.array(cells, dtype=object)
     texts[texts == ""] = None
-    return texts, ("categorical" if kind is None else kind)
+    return texts
 
 
 def _numbers(cells: tuple[str, ...]) -> np.ndarray | None:
@@ -290,6 +299,12 @@ def _numbers(cells: tuple[str, ...]) -> np.ndarray | None:
         return text.astype(np.float64)
     except ValueError:
         return None
+
+
+def _mostly_numbers(values: np.ndarray) -> bool:
+    """At least 95% of the non-empty cells are numbers: a numeric column with a few bad cells (counted invalid)."""
+    present = [value for value in values.tolist() if value is not None]
+    return sum(isinstance(value, float) for value in present) >= _NUMERIC_SHARE * len(present) > 0
 
 
 def _number(cell: str) -> Any:
