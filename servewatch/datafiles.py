@@ -9,7 +9,8 @@ Usage::
     for chunk in data.chunks({"amount": "numeric"}, progress=print_fraction):
         profile.update(chunk)                     # column -> flat numpy array, at most CHUNK_ROWS rows
 
-Memory stays that of one chunk whatever the file's size. Formats, by suffix:
+Memory stays that of one chunk whatever the file's size (for Parquet, of one row group: pyarrow decodes a row
+group's columns whole). Formats, by suffix:
 
 - ``.csv``/``.tsv``: UTF-8 (a BOM is fine), the delimiter the header line uses (``,`` ``;`` tab ``|``). A column
   is numeric when the spec says so, else when 95% of the non-empty cells of the first chunk are numbers; a cell
