@@ -36,7 +36,8 @@ def whole_csv(path: str) -> dict[str, list[Any]]:
     table: dict[str, list[Any]] = {}
     for name, values in zip(header or (), cells):
         numeric = _all_numbers(values)
-        table[name] = [_number(cell) for cell in values] if numeric else [cell if cell != "" else None for cell in values]
+        table[name] = [_number(cell) for cell in values] if numeric else \
+            [cell if cell != "" else None for cell in values]
     return table
 
 
@@ -151,8 +152,9 @@ def main() -> None:
             for name, (floor, peak, seconds) in ((f"whole {kind}", whole), (f"chunked {kind}", chunked)):
                 print(f"  {name:>15}: peak RSS {peak:7.1f} MiB ({peak - floor:7.1f} above the {floor:.0f} MiB "
                       f"after imports), {seconds:6.2f} s")
-            print(f"  {kind}: chunked / whole peak RSS {chunked[1] / whole[1]:.2f}x, above the floor "
-                  f"{(chunked[1] - chunked[0]) / max(whole[1] - whole[0], 1e-9):.3f}x, time {chunked[2] / whole[2]:.2f}x")
+            above = (chunked[1] - chunked[0]) / max(whole[1] - whole[0], 1e-9)
+            print(f"  {kind}: chunked / whole peak RSS {chunked[1] / whole[1]:.2f}x, above the floor {above:.3f}x, "
+                  f"time {chunked[2] / whole[2]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ Usage::
     split_columns(rows, spec.model("fraud").features)             # columns named and located by the spec
 
 Accepted batches: a 1-D or 2-D numpy array (rows x columns), a list of rows (dicts, lists or scalars), a
-mapping of column name (or tensor name) to values, and a table (pandas, pyarrow, polars: :mod:`servewatch.tables`). With spec columns, each column is
-found by its ``source`` (``index``, ``key``, ``key`` + ``index``, dotted ``path``) or, without one, by its
+mapping of column name (or tensor name) to values, and a table (pandas, pyarrow, polars:
+:mod:`servewatch.tables`). With spec columns, each column is found by its ``source`` (``index``, ``key``, ``key`` + ``index``, dotted ``path``) or, without one, by its
 name (keyed inputs) or its position in the spec (positional inputs); what is absent becomes ``None``
 (counted as missing). Without spec columns, names are automatic: a dict field by its key, column i of an
 unnamed array ``f<i>``, column i of a named 2-D tensor ``<name>.<i>``, at most ``max_columns`` of them.

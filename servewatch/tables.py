@@ -4,9 +4,9 @@ Usage::
 
     from servewatch.tables import is_table, table_columns
 
-    table_columns(pd.read_csv("train.csv"))       # {"amount": array([12.5, nan, ...]), "country": array(["DE", None, ...], dtype=object)}
+    table_columns(pd.read_csv("train.csv"))       # {"amount": array([12.5, nan, ...]), "country": array([...])}
     table_columns(pyarrow.parquet.read_table("train.parquet"))   # a pyarrow Table or RecordBatch
-    table_columns(polars_frame)                   # anything speaking the Arrow PyCapsule stream protocol (polars, duckdb)
+    table_columns(polars_frame)                   # anything speaking the Arrow PyCapsule stream protocol
 
 Accepted: pandas DataFrames (numpy- and Arrow-backed dtypes, nullable, categorical, datetime), pyarrow Tables
 and RecordBatches, and any object with ``__arrow_c_stream__`` (read through pyarrow). Each column becomes one

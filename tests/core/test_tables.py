@@ -82,7 +82,8 @@ def test_polars_frames_when_installed() -> None:
     polars = pytest.importorskip("polars")
     pytest.importorskip("pyarrow")
     data = frame().drop(columns=["when", "count", "flag"])
-    assert summary(Profile.from_data(polars.from_pandas(data), model="m")) == summary(Profile.from_data(data, model="m"))
+    expected = summary(Profile.from_data(data, model="m"))
+    assert summary(Profile.from_data(polars.from_pandas(data), model="m")) == expected
 
 
 def test_datetimes_and_durations_from_arrow() -> None:
