@@ -126,3 +126,26 @@ def _has(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_the_readme_library_example_runs_as_written(tmp_path, monkeypatch) -> None:
+    """The README's first Python block, on a CSV and a Parquet file pandas writes (pandas 3: read-only arrays)."""
+    pytest.importorskip("pyarrow")
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## The detectors library"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("\n```", start)]
+    rng = np.random.default_rng(3)
+    (tmp_path / "servewatch.yaml").write_text(
+        "models:\n  - name: fraud\n    features: [{name: amount}, {name: country, type: categorical}]\n")
+    pd.DataFrame({"amount": rng.gamma(2, 30, 4000), "country": rng.choice(["US", "DE"], 4000)}).to_csv(
+        tmp_path / "train.csv", index=False)
+    pd.DataFrame({"amount": rng.gamma(2, 45, 4000), "country": rng.choice(["US", "DE"], 4000)}).to_parquet(
+        tmp_path / "today.parquet")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    assert scope["report"].severity == "critical"  # type: ignore[attr-defined]
+    assert scope["reference"].columns["amount"].valid == 4000  # type: ignore[attr-defined]
