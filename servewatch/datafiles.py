@@ -66,6 +66,9 @@ class DataFile:
         self.format = _FORMATS.get(os.path.splitext(path.lower())[1], "csv")
         self._names: list[str] | None = None
         self._width = 0
+        self.kinds: dict[str, str | None] = {}
+        """CSV: each column's kind as the first chunk decided it (``numeric``, ``categorical``, ``timestamp``;
+        None while only empty cells were seen); other formats: empty (their types say)."""
 
     @property
     def names(self) -> list[str] | None:
@@ -104,7 +107,7 @@ class DataFile:
     def _csv_chunks(self, types: dict[str, str], rows: int, progress: Progress) -> Iterator[dict[str, Any]]:
         names = self.names or []
         size = max(os.path.getsize(self.path), 1)
-        kinds: dict[str, str | None] = {name: types.get(name) for name in names}
+        kinds = self.kinds = {name: types.get(name) for name in names}
         width = len(names)
         with self._csv_text() as handle:
             reader = self._csv_rows(handle, self._csv_delimiter(handle))

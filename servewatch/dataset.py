@@ -37,6 +37,8 @@ from .tables import column_kind
 __all__ = ["DATA_SUFFIXES", "Reading", "is_data_file", "read_profiles"]
 
 _MAX_PROFILE_FILE = 256 * 2**20
+_MAX_COLUMNS = 64
+"""Columns profiled without a spec, as :class:`~servewatch.Profile` does."""
 _MIN_ID_ROWS = 50
 """A column looks like an identifier only from this many values on (fewer distinct values are just categories)."""
 
@@ -92,22 +94,27 @@ def _profile_data(path: str, spec: ModelSpec | None, model: str, progress: bool)
     else:
         _require_positions(path, data.width, features)
         predicting = []
-    inputs = Profile(model, "input", spec=spec)
+    inputs: Profile | None = None
     outputs = Profile(model, "prediction", spec=spec) if predicting else None
     types = {column.name: column.type for column in features + predictions}
     types.update({column.name: "categorical" for column in skipped})  # dropped unparsed
-    guess = not features
     with Progress(f"reading {path}") as bar:
         for chunk in data.chunks(types, progress=bar if progress else None):
-            if isinstance(chunk, dict):
-                if guess:
+            if inputs is None:
+                if isinstance(chunk, dict) and not features:
                     left_out.update(_looks_unprofiled(chunk))
-                    guess = False
+                    for name in left_out:
+                        chunk.pop(name, None)
+                    inputs = Profile(model, "input", spec=_automatic(spec, model, chunk, data.kinds))
+                else:
+                    inputs = Profile(model, "input", spec=spec)
+            elif isinstance(chunk, dict):
                 for name in left_out:
                     chunk.pop(name, None)
             inputs.update(chunk)
             if outputs is not None:
                 outputs.update(chunk)
+    inputs = inputs or Profile(model, "input", spec=spec)
     profiles = [inputs] + ([outputs] if outputs is not None else [])
     for profile in profiles:
         _check(path, profile, bool(left_out))
@@ -133,6 +140,16 @@ def _require_positions(path: str, width: int, columns: tuple[Column, ...]) -> No
         if index >= width:
             raise ProfileError(f"{path}: feature {column.name!r} is column {index}, but the array has "
                                f"{width} column(s)")
+
+
+def _automatic(spec: ModelSpec | None, model: str, chunk: dict[str, Any], kinds: dict[str, str | None]) -> ModelSpec:
+    """Columns named and typed by the file (the reader's kinds: a CSV column of numbers with a few bad cells is
+    numeric, whatever its first cell), at most as many as a profile takes automatically."""
+    columns = []
+    for name, values in list(chunk.items())[:_MAX_COLUMNS]:
+        kind = kinds.get(name) or (column_kind(values) if isinstance(values, np.ndarray) else "numeric")
+        columns.append(Column(name, "categorical" if kind == "categorical" else "numeric"))
+    return replace(spec or ModelSpec(name=model), features=tuple(columns))
 
 
 def _looks_unprofiled(chunk: dict[str, Any]) -> dict[str, str]:

@@ -195,3 +195,11 @@ def test_reference_and_compare_end_to_end(tmp_path: Path, suffix: str) -> None:
     assert "left out of drift: at: timestamp" in drifted.stdout
     two_files = servewatch("compare", train, same, "--format", "json")
     assert two_files.returncode == 0 and json.loads(two_files.stdout)["severity"] == "ok", two_files.stdout
+
+
+def test_a_numeric_column_with_a_few_bad_cells_stays_numeric_whatever_its_first_cell(tmp_path: Path) -> None:
+    amounts = ["n/a"] + [f"{value:.2f}" for value in np.random.default_rng(2).random(199)]
+    reading = read_profiles(str(write_csv(tmp_path / "t.csv", {"amount": amounts, "kind": ["x", "y"] * 100})))
+    amount = reading.profiles[0].columns["amount"]
+    assert (amount.kind, amount.valid, amount.invalid) == ("numeric", 199, 1)
+    assert reading.profiles[0].columns["kind"].kind == "categorical"

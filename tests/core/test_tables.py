@@ -3,6 +3,8 @@ columns), pyarrow Tables and RecordBatches, Arrow streams; the same data gives t
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -121,11 +123,7 @@ class _Stream:
 
 
 def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec(module) is not None
 
 
 def test_the_readme_library_example_runs_as_written(tmp_path, monkeypatch) -> None:
