@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -98,8 +99,8 @@ class DataFile:
 
     def _csv_names(self) -> list[str]:
         with self._csv_text() as handle:
-            header = self._csv_rows(handle, self._csv_delimiter(handle))
-            names = next(header, None)
+            header = self._csv_block(csv.reader(handle, delimiter=self._csv_delimiter(handle)), 1)
+            names = header[0] if header else None
         if not names or not any(name.strip() for name in names):
             raise ProfileError(f"{self.path}: empty file, expected a header row")
         return [name.strip() for name in names]
@@ -110,23 +111,18 @@ class DataFile:
         kinds = self.kinds = {name: types.get(name) for name in names}
         width = len(names)
         with self._csv_text() as handle:
-            reader = self._csv_rows(handle, self._csv_delimiter(handle))
-            next(reader, None)
+            reader = csv.reader(handle, delimiter=self._csv_delimiter(handle))
+            self._csv_block(reader, 1)
             while True:
-                block = []
-                for row in reader:
-                    if len(row) != width:
-                        if not row:
-                            continue
-                        row = (row + [""] * width)[:width]
-                    block.append(row)
-                    if len(block) >= rows:
-                        break
+                block = self._csv_block(reader, rows)
                 if not block:
                     return
-                columns = list(zip(*block))
+                if len(block[0]) != width or len(set(map(len, block))) != 1:  # ragged rows, blank lines
+                    block = [(row + [""] * width)[:width] for row in block if row]
+                    if not block:
+                        continue
                 chunk = {}
-                for name, cells in zip(names, columns):
+                for name, cells in zip(names, zip(*block)):
                     chunk[name], kinds[name] = _convert(cells, kinds[name])
                 yield chunk
                 progress(min(handle.buffer.tell() / size, 1.0))  # type: ignore[attr-defined]
@@ -141,18 +137,14 @@ class DataFile:
         best = max(_DELIMITERS, key=lambda delimiter: counts[delimiter])
         return best if counts[best] else ","
 
-    def _csv_rows(self, handle: io.TextIOWrapper, delimiter: str) -> Iterator[list[str]]:
-        reader = csv.reader(handle, delimiter=delimiter)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                raise ProfileError(self._not_utf8()) from None
-            except csv.Error as error:
-                raise ProfileError(f"{self.path}: line {reader.line_num}: not CSV: {error}") from None
-            yield row
+    def _csv_block(self, reader: Any, rows: int) -> list[list[str]]:
+        """The next ``rows`` rows (fewer at the end of the file)."""
+        try:
+            return list(itertools.islice(reader, rows))
+        except UnicodeDecodeError:
+            raise ProfileError(self._not_utf8()) from None
+        except csv.Error as error:
+            raise ProfileError(f"{self.path}: line {reader.line_num}: not CSV: {error}") from None
 
     def _guard(self, read: Callable[[], str]) -> str:
         try:
