@@ -137,7 +137,8 @@ class Rules:
 
 @dataclass(frozen=True)
 class Column:
-    """One monitored feature or prediction."""
+    """One monitored feature or prediction. ``type``: ``numeric`` or ``categorical`` (``identifier`` and
+    ``timestamp`` columns are never profiled: they sit in :attr:`ModelSpec.skipped`)."""
 
     name: str
     type: str = "numeric"

@@ -8,7 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from servewatch import Profile, load_spec
+from servewatch import Profile, SpecError, load_spec
 from servewatch.spec import parse_spec
 from servewatch.tables import column_kind, table_columns
 
@@ -110,6 +110,8 @@ def test_identifier_columns_keep_positions_for_positional_inputs(tmp_path) -> No
     assert profile.columns["score"].sketch.get_max_value() == 0.5
     keyed = Profile.from_data([{"order_id": "a", "amount": 3.0, "score": 0.75}], model="m", spec=spec)
     assert keyed.columns["score"].sketch.get_max_value() == 0.75 and set(keyed.columns) == {"amount", "score"}
+    with pytest.raises(SpecError, match=r"features\[0\]\.rules: type timestamp: never profiled"):
+        parse_spec({"models": [{"name": "m", "features": [{"name": "at", "type": "timestamp", "rules": {"min": 0}}]}]})
 
 
 class _Stream:
