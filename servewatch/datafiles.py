@@ -199,14 +199,14 @@ class DataFile:
 
         source, reader = self._arrow()
         with source:
-            batches = (reader.get_batch(i) for i in range(reader.num_record_batches)) \
-                if hasattr(reader, "num_record_batches") else iter(reader)
-            total = max(os.path.getsize(self.path), 1)
-            for batch in self._arrow_guard(batches):
+            count = getattr(reader, "num_record_batches", None)  # a file knows its batches; a stream does not
+            batches = (reader.get_batch(i) for i in range(count)) if count is not None else iter(reader)
+            size = max(os.path.getsize(self.path), 1)
+            for done, batch in enumerate(self._arrow_guard(batches), 1):
                 for start in range(0, batch.num_rows, rows):
                     part = batch.slice(start, rows)
                     yield {name: arrow_column(part.column(i)) for i, name in enumerate(part.schema.names)}
-                progress(min(source.tell() / total, 1.0) if hasattr(reader, "num_record_batches") else 0.0)
+                progress(done / count if count else min(source.tell() / size, 1.0))
 
     def _arrow(self) -> tuple[Any, Any]:
         pyarrow = _pyarrow(self.path, "Arrow IPC")
