@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from servewatch.cli import http_url
 from servewatch.duration import parse_duration
 from servewatch.errors import ServewatchError
 from servewatch.spec import load_spec
@@ -43,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tests", help="where to write the promtool unit tests (default: <rules>_test.yml beside the rules)"
     )
     add_config_arguments(parser)
-    parser.add_argument("--pager-url", default=Receivers.pager, help="webhook of critical alerts")
-    parser.add_argument("--ticket-url", default=Receivers.tickets, help="webhook of warnings")
+    parser.add_argument("--pager-url", type=http_url, default=Receivers.pager, help="webhook of critical alerts")
+    parser.add_argument("--ticket-url", type=http_url, default=Receivers.tickets, help="webhook of warnings")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:

@@ -20,6 +20,7 @@ import argparse
 import os
 
 from servewatch.alerts.cli import add_config_arguments, config_from_args
+from servewatch.cli import http_url
 
 from servewatch.spec import load_spec
 
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{PROVISIONING_FILE} (default: the output directory, absolute)",
     )
     parser.add_argument(
-        "--grafana-url", help="also upload every dashboard to this Grafana (POST /api/dashboards/db)"
+        "--grafana-url", type=http_url, help="also upload every dashboard to this Grafana (POST /api/dashboards/db)"
     )
     parser.add_argument(
         "--grafana-token",

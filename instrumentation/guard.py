@@ -15,7 +15,8 @@ Usage::
 Every failure increments the ``servewatch.instrumentation.errors`` counter with attribute ``error.type`` =
 the kind (a short, fixed name such as ``extract.input``: where it failed, never the message, so the label stays
 bounded) and is logged on the ``servewatch.instrumentation`` logger the first time its kind is seen in the
-process, with the traceback. The framework's own exceptions must never pass through a guard: call the
+process, with the traceback (a :class:`~servewatch.ServewatchError`, such as a bad ``SERVEWATCH_SPEC``: its
+reason's first line alone). The framework's own exceptions must never pass through a guard: call the
 wrapped function outside it and let its exceptions propagate untouched.
 
 Kinds used by the core: ``record`` (the recorder itself), ``record.argument`` (a duration, batch size or
@@ -37,6 +38,8 @@ import threading
 from contextlib import ContextDecorator
 from types import TracebackType
 
+from servewatch.errors import ServewatchError
+
 __all__ = ["Errors", "errors", "guard"]
 
 log = logging.getLogger("servewatch.instrumentation")
@@ -56,10 +59,12 @@ class Errors:
                 first = kind not in self._counts
                 self._counts[kind] = self._counts.get(kind, 0) + count
             if first:
-                reason = f"{type(error).__name__}: {error}" if error is not None else "see servewatch.instrumentation.errors"
+                ours = isinstance(error, ServewatchError)  # its reason is the whole story: one line, no traceback
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0] if ours else error}" \
+                    if error is not None else "see servewatch.instrumentation.errors"
                 log.warning("servewatch: %s failed (%s); serving is not affected, further failures of this kind are "
                             "only counted (servewatch.instrumentation.errors{error.type=%r})", kind, reason, kind,
-                            exc_info=error if isinstance(error, Exception) else None)
+                            exc_info=error if isinstance(error, Exception) and not ours else None)
         except Exception:  # logging misconfigured; counting is all we can do, and we must not raise
             pass
 

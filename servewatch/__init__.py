@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+"""The version of the distribution (pyproject.toml reads it from here) and of ``servewatch --version``."""
 
 # Names load on first use: ``import servewatch.instrumentation.<framework>`` runs in every process started under
 # opentelemetry-instrument (TorchServe's metric collector, Ray's helpers) and must not import numpy or datasketches.

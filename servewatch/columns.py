@@ -10,8 +10,8 @@ Usage::
     split_columns(rows, spec.model("fraud").features)             # columns named and located by the spec
 
 Accepted batches: a 1-D or 2-D numpy array (rows x columns), a list of rows (dicts, lists or scalars), a
-mapping of column name (or tensor name) to values, and a pandas DataFrame. With spec columns, each column is
-found by its ``source`` (``index``, ``key``, ``key`` + ``index``, dotted ``path``) or, without one, by its
+mapping of column name (or tensor name) to values, and a table (pandas, pyarrow, polars:
+:mod:`servewatch.tables`). With spec columns, each column is found by its ``source`` (``index``, ``key``, ``key`` + ``index``, dotted ``path``) or, without one, by its
 name (keyed inputs) or its position in the spec (positional inputs); what is absent becomes ``None``
 (counted as missing). Without spec columns, names are automatic: a dict field by its key, column i of an
 unnamed array ``f<i>``, column i of a named 2-D tensor ``<name>.<i>``, at most ``max_columns`` of them.
@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 
 from .spec import Column, Source
+from .tables import is_table, table_columns
 
 __all__ = ["split_columns"]
 
 
 def split_columns(batch: Any, columns: Sequence[Column] | None = None, *, max_columns: int = 64) -> dict[str, Any]:
     """Column name -> values (array or list, one value per row) of ``batch``."""
-    if _is_dataframe(batch):
-        batch = {str(name): batch[name].to_numpy() for name in batch.columns}
+    if is_table(batch):
+        batch = table_columns(batch)
     if isinstance(batch, Mapping):
         return _from_mapping(batch, columns, max_columns)
     if isinstance(batch, np.ndarray):
@@ -40,10 +41,6 @@ def split_columns(batch: Any, columns: Sequence[Column] | None = None, *, max_co
     if isinstance(batch, (list, tuple)):
         return _from_rows(batch, columns, max_columns)
     return _from_array(np.asarray([batch], dtype=object), columns, max_columns)
-
-
-def _is_dataframe(batch: Any) -> bool:
-    return hasattr(batch, "columns") and hasattr(batch, "iloc") and hasattr(batch, "to_numpy")
 
 
 def _as_2d(array: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ The file::
         features:
           - {name: amount, type: numeric, source: {index: 0}, rules: {min: 0, max: 1e5, max_missing_ratio: 0.01}}
           - {name: country, type: categorical, source: {key: country}, rules: {allowed: [US, DE, FR]}}
+          - {name: order_id, type: identifier}   # or type: timestamp: named so positions hold, never profiled
         predictions:
           - {name: score, type: numeric, source: {index: 1}}
         reference: refs/fraud.pb          # or {file: ...}, {range: {start, end}}, {offset: 7d}, {warmup: 1h}
@@ -136,7 +137,8 @@ class Rules:
 
 @dataclass(frozen=True)
 class Column:
-    """One monitored feature or prediction."""
+    """One monitored feature or prediction. ``type``: ``numeric`` or ``categorical`` (``identifier`` and
+    ``timestamp`` columns are never profiled: they sit in :attr:`ModelSpec.skipped`)."""
 
     name: str
     type: str = "numeric"
@@ -202,6 +204,9 @@ class ModelSpec:
     min_samples: int = DEFAULT_MIN_SAMPLES
     volume: Volume = field(default_factory=Volume)
     k: int = 200
+    skipped: tuple[Column, ...] = ()
+    """Columns the spec marks ``type: identifier`` or ``type: timestamp``: a different value in every row, so
+    never profiled (no drift, no rules); listed so the columns after them keep their positions."""
 
     def columns(self, signal: str) -> tuple[Column, ...]:
         """The columns of ``signal`` (``"input"`` or ``"prediction"``)."""
@@ -260,6 +265,9 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
             text = handle.read()
     except OSError as error:
         raise SpecError([f"{path}: cannot read: {error.strerror or error}"]) from None
+    except UnicodeDecodeError as error:
+        raise SpecError([f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                         f"{error.start}); a spec is a UTF-8 YAML file"]) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -267,6 +275,8 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError([f"{path}: {where}not valid YAML: {problem}"]) from None
+    if document is None:
+        raise SpecError([f"{path}: the file is empty; a spec lists models: (or leave out --spec for defaults)"])
     return parse_spec(document, path=path)
 
 

@@ -124,7 +124,7 @@ class SpecParser:
             model = self.model(raw, f"models[{i}]", defaults, require_name=True)
             if model is None:
                 continue
-            if model.name in seen:
+            if model.name and model.name in seen:
                 self.problem(f"models[{i}].name", f"model {model.name!r} is listed twice")
             seen.add(model.name)
             models.append(model)
@@ -148,16 +148,24 @@ class SpecParser:
             return base
         name = base.name
         if require_name:
-            name = self.text(block.get("name"), _join(where, "name")) or ""
-            if "name" not in block:
-                self.problem(_join(where, "name"), "missing; every model needs the name the server reports")
+            raw_name = block.get("name")
+            if raw_name is None or (isinstance(raw_name, str) and not raw_name.strip()):
+                self.problem(_join(where, "name"), f"{'missing' if raw_name is None else 'empty'}; every model "
+                             "needs the name the server reports")
+                name = ""
+            else:
+                name = self.text(raw_name, _join(where, "name")) or ""
         features = self.columns(block.get("features"), _join(where, "features"))
         predictions = self.columns(block.get("predictions"), _join(where, "predictions"))
         names = [column.name for column in features]
         for i, column_name in enumerate(names):
             if column_name in names[:i]:
                 self.problem(f"{where}.features[{i}].name", f"feature {column_name!r} is listed twice")
+        features, skipped_features = _unprofiled(features)
+        predictions, skipped_predictions = _unprofiled(predictions)
         changes: dict[str, Any] = {"name": name, "features": features, "predictions": predictions}
+        if "features" in block or "predictions" in block:
+            changes["skipped"] = skipped_features + skipped_predictions
         if "reference" in block:
             changes["reference"] = self.reference(block["reference"], _join(where, "reference"))
         if "windows" in block:
@@ -195,10 +203,15 @@ class SpecParser:
         if "name" not in block:
             self.problem(_join(where, "name"), "missing")
         kind = block.get("type", "numeric")
-        if kind not in ("numeric", "categorical"):
-            self.problem(_join(where, "type"), f"must be numeric or categorical, got {kind!r}")
+        if kind not in _COLUMN_TYPES:
+            self.problem(_join(where, "type"), f"must be one of {', '.join(_COLUMN_TYPES)}, got {kind!r}")
             kind = "numeric"
         source = self.source(block.get("source"), _join(where, "source"))
+        if kind in _UNPROFILED:
+            for key in ("rules", "thresholds"):
+                if block.get(key):
+                    self.problem(_join(where, key), f"type {kind}: never profiled, so it takes no {key}")
+            block = {key: value for key, value in block.items() if key not in ("rules", "thresholds")}
         rules = self.rules(block.get("rules"), _join(where, "rules"), kind)
         thresholds = self.thresholds(block.get("thresholds"), _join(where, "thresholds"))
         if name is None:
@@ -361,6 +374,21 @@ class SpecParser:
         if low is not None and high is not None and high < low:
             self.problem(_join(where, "max"), f"max ({high:g}) is below min ({low:g})")
         return Volume(min=low, max=high, per=per or 60.0)
+
+
+_UNPROFILED = ("identifier", "timestamp")
+_COLUMN_TYPES = ("numeric", "categorical", *_UNPROFILED)
+
+
+def _unprofiled(columns: tuple[Column, ...]) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+    """(profiled, skipped) columns. Columns after a skipped one keep their place in positional inputs: those
+    without a source get their position as ``source.index`` (keyed inputs still find them by name)."""
+    skipped = tuple(column for column in columns if column.type in _UNPROFILED)
+    if not skipped:
+        return columns, ()
+    profiled = tuple(column if column.source is not None else replace(column, source=Source(index=position))
+                     for position, column in enumerate(columns) if column.type not in _UNPROFILED)
+    return profiled, skipped
 
 
 def _join(where: str, key: str) -> str:

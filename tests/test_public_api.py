@@ -7,7 +7,8 @@ import importlib
 import pytest
 
 PACKAGES = ["servewatch", "servewatch.detectors", "servewatch.spec", "servewatch.profile", "servewatch.wire",
-            "servewatch.column", "servewatch.columns", "servewatch.errors"]
+            "servewatch.column", "servewatch.columns", "servewatch.errors", "servewatch.tables",
+            "servewatch.datafiles", "servewatch.dataset", "servewatch.progress"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -36,6 +36,7 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from servewatch.cli import http_url
 from servewatch.instrumentation import flush, observe_queue_time, register_metrics
 
 from .metrics import TritonMetrics
@@ -96,7 +97,7 @@ def run_sidecar(url: str, *, models: Collection[str] | None = None, requests: bo
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The sidecar's options (for ``python -m`` and a ``servewatch`` subcommand)."""
-    parser.add_argument("--url", default="http://127.0.0.1:8002/metrics",
+    parser.add_argument("--url", type=http_url, default="http://127.0.0.1:8002/metrics",
                         help="Triton's metrics endpoint (default %(default)s)")
     parser.add_argument("--model", action="append", dest="models", metavar="NAME",
                         help="a model to watch (repeat; default: the spec's models, else all)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from servewatch import SpecError, load_spec
+from servewatch import Profile, SpecError, load_spec
 from servewatch.spec import DEFAULT_THRESHOLDS, Spec, Threshold, Window, parse_spec
 
 DESIGN_EXAMPLE = """
@@ -85,7 +85,7 @@ def test_defaults_block_and_column_threshold_override(tmp_path: Path) -> None:
     ("models: [{name: m, features: [{name: a, rules: {min: 5, max: 1}}]}]",
      "models[0].features[0].rules.max: max (1) is below min (5)"),
     ("models: [{name: m, features: [{name: a, type: text}]}]",
-     "models[0].features[0].type: must be numeric or categorical, got 'text'"),
+     "models[0].features[0].type: must be one of numeric, categorical, identifier, timestamp, got 'text'"),
     ("models: [{name: m, windows: [5 minutes]}]", "models[0].windows[0]: expected a duration"),
     ("models: [{name: m, tresholds: {}}]", "models[0].tresholds: unknown key"),
     ("models: [{name: m, thresholds: {ks: {warning: 0.3, critical: 0.1}}}]",
@@ -131,6 +131,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 def test_validate_command(tmp_path: Path) -> None:
     good = write(tmp_path, DESIGN_EXAMPLE)
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "fraud.pb").write_bytes(Profile.from_data([[1.0, 2.0]], model="fraud").to_bytes())
     run = subprocess.run([sys.executable, "-m", "servewatch.cli", "validate", str(good)], capture_output=True,
                          text=True)
     assert run.returncode == 0 and run.stdout.startswith("OK")

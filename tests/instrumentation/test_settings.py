@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from servewatch.instrumentation.settings import Settings
 
 
@@ -43,3 +49,30 @@ def test_the_first_usable_metrics_exporter_is_taken() -> None:
     settings, problems = Settings.from_environ({"OTEL_METRICS_EXPORTER": "prometheus,otlp"})
     assert settings.metrics_exporter == "otlp" and len(problems) == 1
     assert Settings.from_environ({"OTEL_METRICS_EXPORTER": "none"})[0].metrics_exporter == "none"
+
+
+SERVING = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+from servewatch.instrumentation import monitor, runtime
+assert runtime.current("python").spec.models == ()
+with monitor("m") as call:
+    call.inputs = [[1.0, 2.0]]
+    call.outputs = [0.5]
+print("served")
+"""
+
+
+@pytest.mark.parametrize("spec", ["/nonexistent.yaml", "latin1.yaml", "empty.yaml"])
+def test_a_bad_spec_is_one_warning_line_and_the_process_serves_on(tmp_path: Path, spec: str) -> None:
+    (tmp_path / "latin1.yaml").write_bytes("models:\n  - name: caf\xe9\n".encode("latin-1"))
+    (tmp_path / "empty.yaml").write_bytes(b"")
+    path = spec if spec.startswith("/") else str(tmp_path / spec)
+    env = {**os.environ, "SERVEWATCH_SPEC": path, "OTEL_METRICS_EXPORTER": "none",
+           "SERVEWATCH_SPOOL_DIR": str(tmp_path / "spool")}
+    run = subprocess.run([sys.executable, "-c", SERVING], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "served", run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert lines[0].startswith("WARNING servewatch: spec failed (SpecError: " + path) and "serving is not affected" \
+        in lines[0]
