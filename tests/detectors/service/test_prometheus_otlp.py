@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
 from servewatch.exporters.prometheus import Exposition
 from servewatch.exporters.prometheus_names import label_name, metric_name
-from servewatch.exporters.prometheus_otlp import OtlpMetrics
+from servewatch.exporters.prometheus_otlp import MetricLimits, OtlpMetrics
 
 DELTA = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA,
          UpDownCounter: AggregationTemporality.DELTA}
@@ -157,7 +157,7 @@ def test_exponential_histograms_become_classic_buckets(clock: Clock) -> None:
 
 
 def test_conflicts_limits_staleness_and_expiry_are_counted_never_silent(clock: Clock) -> None:
-    metrics = OtlpMetrics(max_series=3, expire_after=60.0, clock=clock)
+    metrics = OtlpMetrics(limits=MetricLimits(max_series=3), expire_after=60.0, clock=clock)
     provider, reader = _provider("replica-1")
     meter = provider.get_meter("servewatch")
     meter.create_counter("jobs").add(1)
