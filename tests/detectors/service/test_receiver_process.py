@@ -64,12 +64,15 @@ def spawn(state: Path, *flags: str, env: dict[str, str] | None = None) -> Detect
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, **(env or {})})
     assert process.stdout is not None
-    line = process.stdout.readline()
-    found = re.search(r"receiving OTLP/HTTP on (https?://\S+) .*serving (https?://\S+/metrics)", line)
+    lines: list[str] = []
+    found = None
+    while found is None and len(lines) < 10:        # warnings may come before the start-up line
+        lines.append(process.stdout.readline())
+        found = re.search(r"receiving OTLP/HTTP on (https?://\S+) .*serving (https?://\S+/metrics)", lines[-1])
     if found is None:
         process.kill()
-        raise AssertionError(f"unexpected start-up output: {line}{process.stdout.read()}")
-    detector = Detector(process, found.group(1), found.group(2), [line])
+        raise AssertionError(f"unexpected start-up output: {''.join(lines)}{process.stdout.read()}")
+    detector = Detector(process, found.group(1), found.group(2), lines)
     stdout = process.stdout
 
     def drain() -> None:
@@ -236,7 +239,7 @@ def test_mutual_tls_refuses_clients_without_a_certificate_of_the_ca(tmp_path: Pa
                      str(certificates.server_key), "--tls-client-ca", str(certificates.ca),
                      env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
     try:
-        assert "TLS with client certificates" in detector.output[0]
+        assert "TLS with client certificates" in detector.output[-1]
         _otlp_env(monkeypatch, detector, certificates.ca, (certificates.client, certificates.client_key))
         assert _send_with_otel("mtls-producer") == (1, True)
         _otlp_env(monkeypatch, detector, certificates.ca, None)
@@ -266,6 +269,21 @@ def test_bad_tls_flags_end_in_one_line(tmp_path: Path, certificates: Certificate
                                "--state", str(tmp_path / "state"), *flags], capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and expected in done.stderr, (flags, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_exposed_endpoints_and_a_token_on_the_command_line_are_warned_about(tmp_path: Path) -> None:
+    detector = spawn(tmp_path / "state", "--metrics-listen", "0.0.0.0:0", "--token", "s3cret")
+    try:
+        deadline = time.monotonic() + 30
+        while len(detector.output) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = "".join(detector.output)
+        assert re.search(r"WARNING .*/metrics, /healthz and /readyz on 0\.0\.0\.0:\d+ \(every interface\) without a "
+                         r"token: anyone who can reach it reads the model, feature and signal names", text), text
+        assert "--token is visible to every local user" in text and "SERVEWATCH_DETECTOR_TOKEN" in text
+        assert "s3cret" not in text
+    finally:
+        assert detector.stop() == 0
 
 
 # -- readiness --------------------------------------------------------------------------------------------------
