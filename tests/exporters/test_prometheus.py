@@ -24,21 +24,25 @@ def served() -> Iterator[tuple[MetricsServer, list[bool | str]]]:
         server.stop()
 
 
-def _get(connection: http.client.HTTPConnection, path: str, **headers: str) -> http.client.HTTPResponse:
-    connection.request("GET", path, headers=headers)
-    answer = connection.getresponse()
-    answer.body = answer.read()  # type: ignore[attr-defined]
-    return answer
+class _Answer:
+    def __init__(self, connection: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> None:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        self.status, self.body, self.getheader = response.status, response.read(), response.getheader
+
+
+def _get(connection: http.client.HTTPConnection, path: str, **headers: str) -> _Answer:
+    return _Answer(connection, path, headers)
 
 
 def test_metrics_are_gzipped_when_the_scraper_asks(served: tuple[MetricsServer, list[bool | str]]) -> None:
     server, _ = served
     connection = http.client.HTTPConnection(*server.address, timeout=10)
     plain = _get(connection, "/metrics")
-    assert plain.getheader("Content-Encoding") is None and b"servewatch_test_value 0.0" in plain.body  # type: ignore[attr-defined]
+    assert plain.getheader("Content-Encoding") is None and b"servewatch_test_value 0.0" in plain.body
     zipped = _get(connection, "/metrics", **{"Accept-Encoding": "gzip, deflate"})   # the same connection
     assert zipped.getheader("Content-Encoding") == "gzip" and zipped.getheader("Vary") == "Accept-Encoding"
-    assert gzip.decompress(zipped.body) == plain.body  # type: ignore[attr-defined]
+    assert gzip.decompress(zipped.body) == plain.body
     refused = _get(connection, "/metrics", **{"Accept-Encoding": "gzip;q=0, identity"})
     assert refused.getheader("Content-Encoding") is None
     connection.request("HEAD", "/metrics")
@@ -50,10 +54,10 @@ def test_metrics_are_gzipped_when_the_scraper_asks(served: tuple[MetricsServer, 
 def test_readyz_says_why_it_is_not_ready(served: tuple[MetricsServer, list[bool | str]]) -> None:
     server, readiness = served
     connection = http.client.HTTPConnection(*server.address, timeout=10)
-    assert _get(connection, "/readyz").body == b"ready\n"  # type: ignore[attr-defined]
+    assert _get(connection, "/readyz").body == b"ready\n"
     readiness[0] = "the store cannot commit: disk I/O error"
     answer = _get(connection, "/readyz")
-    assert answer.status == 503 and answer.body == b"not ready: the store cannot commit: disk I/O error\n"  # type: ignore[attr-defined]
+    assert answer.status == 503 and answer.body == b"not ready: the store cannot commit: disk I/O error\n"
     readiness[0] = False
     assert _get(connection, "/readyz").status == 503
     assert _get(connection, "/healthz").status == 200

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,43 +45,45 @@ class Detector:
     metrics_url: str
     output: list[str] = field(default_factory=list)
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
-
     def url(self, path: str) -> str:
         return self.metrics_url.replace("/metrics", path)
 
 
-def spawn(state: Path, *flags: str, env: dict[str, str] | None = None) -> Detector:
-    """Start `servewatch detect` on loopback port 0 and read the bound addresses from its start-up line."""
-    command = [str(Path(sys.executable).with_name("servewatch")), "detect", "--listen", "127.0.0.1:0",
-               "--metrics-listen", "127.0.0.1:0", "--state", str(state), "--log-level", "warning", *flags]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, **(env or {})})
-    assert process.stdout is not None
-    lines: list[str] = []
-    found = None
-    while found is None and len(lines) < 10:        # warnings may come before the start-up line
-        lines.append(process.stdout.readline())
-        found = re.search(r"receiving OTLP/HTTP on (https?://\S+) .*serving (https?://\S+/metrics)", lines[-1])
-    if found is None:
-        process.kill()
-        raise AssertionError(f"unexpected start-up output: {''.join(lines)}{process.stdout.read()}")
-    detector = Detector(process, found.group(1), found.group(2), lines)
-    stdout = process.stdout
+@pytest.fixture
+def detect(tmp_path: Path) -> Iterator[Callable[..., Detector]]:
+    """Start `servewatch detect` on loopback port 0 (state in tmp_path) and read the bound addresses from its
+    start-up line; each one started is stopped with SIGTERM at the end and must exit 0."""
+    started: list[Detector] = []
 
-    def drain() -> None:
-        for text in stdout:
-            detector.output.append(text)
+    def start(*flags: str, env: dict[str, str] | None = None) -> Detector:
+        command = [str(Path(sys.executable).with_name("servewatch")), "detect", "--listen", "127.0.0.1:0",
+                   "--metrics-listen", "127.0.0.1:0", "--state", str(tmp_path / "state"), "--log-level", "warning",
+                   *flags]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, **(env or {})})
+        assert process.stdout is not None
+        lines: list[str] = []
+        found = None
+        while found is None and len(lines) < 10 and process.poll() is None:   # warnings may come first
+            lines.append(process.stdout.readline())
+            found = re.search(r"receiving OTLP/HTTP on (https?://\S+) .*serving (https?://\S+/metrics)", lines[-1])
+        if found is None:
+            process.kill()
+            raise AssertionError(f"unexpected start-up output: {''.join(lines)}{process.stdout.read()}")
+        detector = Detector(process, found.group(1), found.group(2), lines)
+        stdout = process.stdout
+        threading.Thread(target=lambda: detector.output.extend(stdout), daemon=True).start()
+        started.append(detector)
+        return detector
 
-    threading.Thread(target=drain, daemon=True).start()
-    return detector
+    yield start
+    for detector in started:
+        detector.process.send_signal(signal.SIGTERM)
+        try:
+            assert detector.process.wait(30) == 0
+        finally:
+            if detector.process.poll() is None:
+                detector.process.kill()
 
 
 def _profile(model: str, producer: str, sequence: int, rows: int = 50) -> Profile:
@@ -207,55 +210,49 @@ def _send_with_otel(resource_name: str) -> tuple[int, bool]:
     return delivered, results == [MetricExportResult.SUCCESS]
 
 
-def test_tls_serves_otlp_and_metrics_to_the_real_exporters(tmp_path: Path, certificates: Certificates,
+def test_tls_serves_otlp_and_metrics_to_the_real_exporters(detect: Callable[..., Detector], certificates: Certificates,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = spawn(tmp_path / "state", "--tls-cert", str(certificates.server), "--tls-key",
-                     str(certificates.server_key), env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
-    try:
-        assert detector.endpoint.startswith("https://") and detector.metrics_url.startswith("https://")
-        _otlp_env(monkeypatch, detector, certificates.ca, None)
-        assert _send_with_otel("tls-producer") == (1, True)
-        page = requests.get(detector.metrics_url, verify=str(certificates.ca), timeout=10)
-        assert page.status_code == 200
-        assert 'servewatch_detector_profiles_received_total 1.0' in page.text
-        assert 'servewatch_tls_test_requests_total{instance="r1",job="tls-producer"' in page.text
-        import urllib.request
+    detector = detect("--tls-cert", str(certificates.server), "--tls-key", str(certificates.server_key),
+                      env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
+    assert detector.endpoint.startswith("https://") and detector.metrics_url.startswith("https://")
+    _otlp_env(monkeypatch, detector, certificates.ca, None)
+    assert _send_with_otel("tls-producer") == (1, True)
+    page = requests.get(detector.metrics_url, verify=str(certificates.ca), timeout=10)
+    assert page.status_code == 200
+    assert 'servewatch_detector_profiles_received_total 1.0' in page.text
+    assert 'servewatch_tls_test_requests_total{instance="r1",job="tls-producer"' in page.text
+    import urllib.request
 
-        context = ssl.create_default_context(cafile=str(certificates.ca))
-        with urllib.request.urlopen(detector.url("/readyz"), context=context, timeout=10) as answer:
-            assert answer.status == 200
-        with pytest.raises(requests.exceptions.SSLError):          # a client that does not trust the CA
-            requests.get(detector.metrics_url, timeout=10)
-        with pytest.raises(requests.exceptions.ConnectionError):   # plain HTTP on the TLS port
-            requests.post(detector.endpoint.replace("https", "http") + "/v1/logs", data=b"", headers=PROTOBUF,
-                          timeout=5)
-    finally:
-        assert detector.stop() == 0
+    context = ssl.create_default_context(cafile=str(certificates.ca))
+    with urllib.request.urlopen(detector.url("/readyz"), context=context, timeout=10) as answer:
+        assert answer.status == 200
+    with pytest.raises(requests.exceptions.SSLError):          # a client that does not trust the CA
+        requests.get(detector.metrics_url, timeout=10)
+    with pytest.raises(requests.exceptions.ConnectionError):   # plain HTTP on the TLS port
+        requests.post(detector.endpoint.replace("https", "http") + "/v1/logs", data=b"", headers=PROTOBUF,
+                      timeout=5)
 
 
-def test_mutual_tls_refuses_clients_without_a_certificate_of_the_ca(tmp_path: Path, certificates: Certificates,
+def test_mutual_tls_refuses_clients_without_a_certificate_of_the_ca(detect: Callable[..., Detector],
+                                                                    certificates: Certificates,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = spawn(tmp_path / "state", "--tls-cert", str(certificates.server), "--tls-key",
-                     str(certificates.server_key), "--tls-client-ca", str(certificates.ca),
-                     env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
-    try:
-        assert "TLS with client certificates" in detector.output[-1]
-        _otlp_env(monkeypatch, detector, certificates.ca, (certificates.client, certificates.client_key))
-        assert _send_with_otel("mtls-producer") == (1, True)
-        _otlp_env(monkeypatch, detector, certificates.ca, None)
-        assert _send_with_otel("anonymous") == (0, False)
-        _otlp_env(monkeypatch, detector, certificates.ca, (certificates.stranger, certificates.stranger_key))
-        assert _send_with_otel("stranger") == (0, False)
-        ca = str(certificates.ca)
-        for cert in (None, (str(certificates.stranger), str(certificates.stranger_key))):
-            with pytest.raises(requests.exceptions.ConnectionError):
-                requests.get(detector.metrics_url, verify=ca, cert=cert, timeout=10)
-        mine = (str(certificates.client), str(certificates.client_key))
-        page = requests.get(detector.metrics_url, verify=ca, cert=mine, timeout=10).text
-        assert 'servewatch_detector_profiles_received_total 1.0' in page
-        assert "anonymous" not in page and "stranger" not in page
-    finally:
-        assert detector.stop() == 0
+    detector = detect("--tls-cert", str(certificates.server), "--tls-key", str(certificates.server_key),
+                      "--tls-client-ca", str(certificates.ca), env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
+    assert "TLS with client certificates" in detector.output[-1]
+    _otlp_env(monkeypatch, detector, certificates.ca, (certificates.client, certificates.client_key))
+    assert _send_with_otel("mtls-producer") == (1, True)
+    _otlp_env(monkeypatch, detector, certificates.ca, None)
+    assert _send_with_otel("anonymous") == (0, False)
+    _otlp_env(monkeypatch, detector, certificates.ca, (certificates.stranger, certificates.stranger_key))
+    assert _send_with_otel("stranger") == (0, False)
+    ca = str(certificates.ca)
+    for cert in (None, (str(certificates.stranger), str(certificates.stranger_key))):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(detector.metrics_url, verify=ca, cert=cert, timeout=10)
+    mine = (str(certificates.client), str(certificates.client_key))
+    page = requests.get(detector.metrics_url, verify=ca, cert=mine, timeout=10).text
+    assert 'servewatch_detector_profiles_received_total 1.0' in page
+    assert "anonymous" not in page and "stranger" not in page
 
 
 def test_bad_tls_flags_end_in_one_line(tmp_path: Path, certificates: Certificates) -> None:
@@ -271,52 +268,47 @@ def test_bad_tls_flags_end_in_one_line(tmp_path: Path, certificates: Certificate
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
 
 
-def test_exposed_endpoints_and_a_token_on_the_command_line_are_warned_about(tmp_path: Path) -> None:
-    detector = spawn(tmp_path / "state", "--metrics-listen", "0.0.0.0:0", "--token", "s3cret")
-    try:
-        deadline = time.monotonic() + 30
-        while len(detector.output) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        text = "".join(detector.output)
-        assert re.search(r"WARNING .*/metrics, /healthz and /readyz on 0\.0\.0\.0:\d+ \(every interface\) without a "
-                         r"token: anyone who can reach it reads the model, feature and signal names", text), text
-        assert "--token is visible to every local user" in text and "SERVEWATCH_DETECTOR_TOKEN" in text
-        assert "s3cret" not in text
-    finally:
-        assert detector.stop() == 0
+def test_exposed_endpoints_and_a_token_on_the_command_line_are_warned_about(detect: Callable[..., Detector]) -> None:
+    detector = detect("--metrics-listen", "0.0.0.0:0", "--token", "s3cret")
+    deadline = time.monotonic() + 30
+    while len(detector.output) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = "".join(detector.output)
+    assert re.search(r"WARNING .*/metrics, /healthz and /readyz on 0\.0\.0\.0:\d+ \(every interface\) without a "
+                     r"token: anyone who can reach it reads the model, feature and signal names", text), text
+    assert "--token is visible to every local user" in text and "SERVEWATCH_DETECTOR_TOKEN" in text
+    assert "s3cret" not in text
 
 
 # -- readiness --------------------------------------------------------------------------------------------------
 
-def test_readyz_is_503_while_the_store_cannot_commit_and_ready_again_after(tmp_path: Path) -> None:
+def test_readyz_is_503_while_the_store_cannot_commit_and_ready_again_after(detect: Callable[..., Detector],
+                                                                          tmp_path: Path) -> None:
     state = tmp_path / "state"
-    detector = spawn(state)
+    detector = detect()
     session = requests.Session()
     logs = detector.endpoint + "/v1/logs"
-    try:
-        assert session.post(logs, data=encode_profiles([_profile("full", "p", 0)]), headers=PROTOBUF,
-                            timeout=10).status_code == 200
-        assert requests.get(detector.url("/readyz"), timeout=10).status_code == 200
-        largest = max(path.stat().st_size for path in state.iterdir())
-        _, hard = resource.prlimit(detector.process.pid, resource.RLIMIT_FSIZE)
-        resource.prlimit(detector.process.pid, resource.RLIMIT_FSIZE, (largest, hard))   # the disk is full
-        statuses = []
-        for sequence in range(1, 3000):
-            status = session.post(logs, data=encode_profiles([_profile("full", "p", sequence, rows=400)]),
-                                  headers=PROTOBUF, timeout=30).status_code
-            statuses.append(status)
-            if status == 503:
-                break
-        assert statuses[-1] == 503, f"every commit succeeded under a {largest}-byte file size limit"
-        ready = requests.get(detector.url("/readyz"), timeout=10)
-        assert ready.status_code == 503 and "the store cannot commit" in ready.text, ready.text   # and why
-        assert requests.get(detector.url("/healthz"), timeout=10).status_code == 200    # alive, just not ready
-        resource.prlimit(detector.process.pid, resource.RLIMIT_FSIZE, (hard, hard))   # space again
-        assert session.post(logs, data=encode_profiles([_profile("full", "p", 5000)]), headers=PROTOBUF,
-                            timeout=30).status_code == 200
-        assert requests.get(detector.url("/readyz"), timeout=10).text == "ready\n"
-    finally:
-        assert detector.stop() == 0
+    assert session.post(logs, data=encode_profiles([_profile("full", "p", 0)]), headers=PROTOBUF,
+                        timeout=10).status_code == 200
+    assert requests.get(detector.url("/readyz"), timeout=10).status_code == 200
+    largest = max(path.stat().st_size for path in state.iterdir())
+    _, hard = resource.prlimit(detector.process.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(detector.process.pid, resource.RLIMIT_FSIZE, (largest, hard))   # the disk is full
+    statuses = []
+    for sequence in range(1, 3000):
+        status = session.post(logs, data=encode_profiles([_profile("full", "p", sequence, rows=400)]),
+                              headers=PROTOBUF, timeout=30).status_code
+        statuses.append(status)
+        if status == 503:
+            break
+    assert statuses[-1] == 503, f"every commit succeeded under a {largest}-byte file size limit"
+    ready = requests.get(detector.url("/readyz"), timeout=10)
+    assert ready.status_code == 503 and "the store cannot commit" in ready.text, ready.text   # and why
+    assert requests.get(detector.url("/healthz"), timeout=10).status_code == 200    # alive, just not ready
+    resource.prlimit(detector.process.pid, resource.RLIMIT_FSIZE, (hard, hard))   # space again
+    assert session.post(logs, data=encode_profiles([_profile("full", "p", 5000)]), headers=PROTOBUF,
+                        timeout=30).status_code == 200
+    assert requests.get(detector.url("/readyz"), timeout=10).text == "ready\n"
 
 
 # -- re-exposed metrics under a flood of long labels -------------------------------------------------------------
@@ -335,24 +327,21 @@ def _flood(index: int, key_length: int, labels: int) -> bytes:
     return gzip.compress(request.SerializeToString())
 
 
-def test_a_flood_of_long_label_names_is_refused_and_memory_stays_bounded(tmp_path: Path) -> None:
-    detector = spawn(tmp_path / "state")
+def test_a_flood_of_long_label_names_is_refused_and_memory_stays_bounded(detect: Callable[..., Detector]) -> None:
+    detector = detect()
     session = requests.Session()
-    try:
-        session.get(detector.metrics_url, timeout=10)
-        before = _rss(detector.process.pid)
-        wire = 0
-        for index in range(40):                  # each 6 MB of label names: 240 MB held before the limits
-            body = _flood(index, 100_000, 60)
-            wire += len(body)
-            answer = session.post(detector.endpoint + "/v1/metrics", data=body,
-                                  headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=60)
-            assert answer.status_code == 200
-        page = session.get(detector.metrics_url, timeout=60)
-        grown = _rss(detector.process.pid) - before
-        print(f"\n{wire / 1e6:.1f} MB on the wire: RSS grew {grown / 2**20:.0f} MiB, /metrics is "
-              f"{len(page.content) / 1e3:.0f} kB")
-        assert 'servewatch_detector_metric_points_rejected_total{reason="name_limit"} 40.0' in page.text
-        assert len(page.content) < 1_000_000 and grown < 100 * 2**20
-    finally:
-        assert detector.stop() == 0
+    session.get(detector.metrics_url, timeout=10)
+    before = _rss(detector.process.pid)
+    wire = 0
+    for index in range(40):                  # each 6 MB of label names: 240 MB held before the limits
+        body = _flood(index, 100_000, 60)
+        wire += len(body)
+        answer = session.post(detector.endpoint + "/v1/metrics", data=body,
+                              headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=60)
+        assert answer.status_code == 200
+    page = session.get(detector.metrics_url, timeout=60)
+    grown = _rss(detector.process.pid) - before
+    print(f"\n{wire / 1e6:.1f} MB on the wire: RSS grew {grown / 2**20:.0f} MiB, /metrics is "
+          f"{len(page.content) / 1e3:.0f} kB")
+    assert 'servewatch_detector_metric_points_rejected_total{reason="name_limit"} 40.0' in page.text
+    assert len(page.content) < 1_000_000 and grown < 100 * 2**20
