@@ -22,10 +22,11 @@ Each connection has a thread (``ThreadingHTTPServer``) and is bounded three ways
   A TLS handshake (when ``tls`` is given) also has ``timeout`` seconds in all, and runs on the connection's
   own thread, never on the accepting one.
 - **Counts.** At most ``max_connections`` open connections, at most ``max_connections_per_peer`` from one
-  address. When a count is full, the oldest connection that is still waiting for its request's headers (idle,
-  or in its handshake, or trickling) is closed to make room, the peer's own first; only when every connection
-  is in the middle of an exchange is the newcomer refused (``503`` with ``Retry-After``, or just closed
-  under TLS). A connection closed this way has had nothing of its request processed.
+  peer (an IPv4 address, or an IPv6 /64: one host has a whole /64 to pick from). When a count is full, the
+  oldest connection that is still waiting for its request's headers (idle, or in its handshake, or
+  trickling) is closed to make room, the peer's own first when the peer's count is the full one; only when
+  every candidate is in the middle of an exchange is the newcomer refused (``503`` with ``Retry-After``, or
+  just closed under TLS). A connection closed this way has had nothing of its request processed.
 - **Answers in one write**, with ``TCP_NODELAY``: a keep-alive client never waits for a delayed ACK between
   the headers and the body.
 """
@@ -33,6 +34,7 @@ Each connection has a thread (``ThreadingHTTPServer``) and is bounded three ways
 from __future__ import annotations
 
 import io
+import ipaddress
 import math
 import select
 import socket
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ConnectionLimits", "Exchange", "Listener"]
+__all__ = ["ConnectionLimits", "Exchange", "Listener", "peer_of"]
 
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -231,15 +233,22 @@ class Listener(ThreadingHTTPServer):
 
     @property
     def connections(self) -> int:
+        """Connections open."""
         with self.lock:
             return len(self._open)
+
+    @property
+    def exchanges(self) -> int:
+        """Connections in the middle of an exchange (headers in, answer not yet sent)."""
+        with self.lock:
+            return sum(not record.waiting for record in self._open.values())
 
     def tune(self, connection: socket.socket) -> None:
         """Options of every accepted socket (``TCP_NODELAY``)."""
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        peer = str(client_address[0])
+        peer = peer_of(str(client_address[0]))
         with self.lock:
             admitted = not self.stopping and self._admit(request, peer)
         if not admitted:
@@ -325,6 +334,19 @@ class Listener(ThreadingHTTPServer):
             self.changed.wait_for(lambda: all(record.waiting for record in self._open.values()), timeout)
             for record in self._open.values():
                 _shut(record.socket)
+
+
+def peer_of(address: str) -> str:
+    """What connection counts are kept per: an IPv4 address (IPv4-mapped ones too), or an IPv6 /64."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 def _handshake(context: ssl.SSLContext, connection: socket.socket, timeout: float) -> ssl.SSLSocket:

@@ -38,7 +38,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ...exporters.listener import ConnectionLimits, Exchange, Listener
+from ...exporters.listener import ConnectionLimits, Exchange, Listener, peer_of
 from .committer import Unavailable
 from .otlp import RequestError, answer, decompress, failure, media_type, parse
 
@@ -54,7 +54,7 @@ Handler = tuple[type[Message], Callable[[Any], Message]]
 class ReceiverLimits(ConnectionLimits):
     """Limits of the receiver (bytes, seconds, counts; the connection limits are :class:`ConnectionLimits`').
     Request bodies held at once stay under ``max_bytes_in_flight`` (``max_bytes_in_flight_per_peer`` from one
-    address), and at most ``max_decoding`` of them are inflated (each to at most ``max_inflated``) and decoded
+    peer), and at most ``max_decoding`` of them are inflated (each to at most ``max_inflated``) and decoded
     at a time: the receiver's memory is bounded by these, not by traffic."""
 
     max_body: int = 16 * 2**20
@@ -99,7 +99,7 @@ class _Request(Exchange):
                                         "use application/x-protobuf or application/json")
             length = self._length()
             reserved = self.server.limits.max_body if length is None else length
-            with self.server.reserve(self.client_address[0], reserved):
+            with self.server.reserve(peer_of(str(self.client_address[0])), reserved):
                 body = self._chunked(self.server.limits.max_body) if length is None else self._read(length)
                 body_read = True
                 with self.server.decoding:
