@@ -133,8 +133,9 @@ class Exchange(BaseHTTPRequestHandler):
         try:
             self.server.tune(connection)
             if self.server.tls is not None:
-                connection = _handshake(self.server.tls, connection, self.server.limits.timeout)
-                self.server.rebind(self._record, connection)
+                connection = self.server.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+                self.server.rebind(self._record, connection)  # before the handshake: closing it to make room wakes it
+                _handshake(connection, self.server.limits.timeout)
         except (OSError, ValueError):
             _close(connection)
             return
@@ -349,28 +350,22 @@ def peer_of(address: str) -> str:
     return str(parsed)
 
 
-def _handshake(context: ssl.SSLContext, connection: socket.socket, timeout: float) -> ssl.SSLSocket:
+def _handshake(connection: ssl.SSLSocket, timeout: float) -> None:
     """The server side of a TLS handshake, ``timeout`` seconds in all however slowly the bytes come."""
     deadline = time.monotonic() + timeout
-    wrapped = context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
-    wrapped.setblocking(False)
-    try:
-        while True:
-            try:
-                wrapped.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                readable, writable = [wrapped], []
-            except ssl.SSLWantWriteError:
-                readable, writable = [], [wrapped]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not any(select.select(readable, writable, [], remaining)[:2]):
-                raise TimeoutError("the TLS handshake did not finish in time")
-    except BaseException:
-        _close(wrapped)
-        raise
-    wrapped.setblocking(True)
-    return wrapped
+    connection.setblocking(False)
+    while True:
+        try:
+            connection.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            readable, writable = [connection], []
+        except ssl.SSLWantWriteError:
+            readable, writable = [], [connection]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not any(select.select(readable, writable, [], remaining)[:2]):
+            raise TimeoutError("the TLS handshake did not finish in time")
+    connection.setblocking(True)
 
 
 def _shut(connection: socket.socket) -> None:

@@ -49,7 +49,7 @@ __all__ = ["Exposition", "MetricsServer", "Snapshot"]
 
 _log = logging.getLogger("servewatch.exporters.prometheus")
 
-LIMITS = ConnectionLimits(max_connections=64, max_connections_per_peer=16, timeout=10.0, idle_timeout=60.0)
+LIMITS = ConnectionLimits(max_connections=64, max_connections_per_peer=16, timeout=10.0, idle_timeout=120.0)
 """Connections of the metrics endpoint: a few scrapers, each keeping one connection alive between scrapes."""
 _TEXT = "text/plain; charset=utf-8"
 

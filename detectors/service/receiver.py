@@ -3,7 +3,7 @@
 Usage::
 
     receiver = Receiver(("127.0.0.1", 4318), handlers={"/v1/logs": (ExportLogsServiceRequest, on_logs)},
-                        token=None)
+                        token=None, tls=None)          # tls: an ssl.SSLContext (TlsSettings.server_context())
     receiver.start()
     receiver.address          # the bound (host, port)
     receiver.stop()           # stop accepting, finish the requests in flight, close idle connections
@@ -14,8 +14,9 @@ A handler takes the parsed request and returns the response message (an ``Export
 400 with a reason for a malformed body; 401 without the right ``Authorization: Bearer <token>`` (when a
 token is set); 404/405 for other paths and methods; 411 without ``Content-Length`` (chunked bodies are
 read); 413 over ``max_body`` bytes on the wire or ``max_inflated`` once decompressed (gzip bombs included);
-415 for an unknown ``Content-Type`` or ``Content-Encoding``; 503 when the store cannot take the data or too
-much is in flight. Error bodies are ``google.rpc.Status`` messages in the request's encoding.
+415 for an unknown ``Content-Type`` or ``Content-Encoding``; 408 when the body does not arrive within the
+request's deadline; 503 when the store cannot take the data, too much is in flight, or every connection is
+in the middle of an exchange. Error bodies are ``google.rpc.Status`` messages in the request's encoding.
 
 Robustness: the server is a :class:`~servewatch.exporters.listener.Listener` (HTTP/1.1 keep-alive,
 optionally TLS, answers in one write): counts of connections in total and per peer, where the oldest idle one

@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -215,8 +216,12 @@ def test_tls_serves_otlp_and_metrics_to_the_real_exporters(detect: Callable[...,
     detector = detect("--tls-cert", str(certificates.server), "--tls-key", str(certificates.server_key),
                       env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
     assert detector.endpoint.startswith("https://") and detector.metrics_url.startswith("https://")
+    host, port = detector.endpoint.removeprefix("https://").rsplit(":", 1)
+    stalled = [socket.create_connection((host, int(port)), timeout=10) for _ in range(100)]   # never say hello
     _otlp_env(monkeypatch, detector, certificates.ca, None)
-    assert _send_with_otel("tls-producer") == (1, True)
+    assert _send_with_otel("tls-producer") == (1, True)       # from the same address: a stalled one made room
+    for connection in stalled:
+        connection.close()
     page = requests.get(detector.metrics_url, verify=str(certificates.ca), timeout=10)
     assert page.status_code == 200
     assert 'servewatch_detector_profiles_received_total 1.0' in page.text
