@@ -126,7 +126,7 @@ class Committer:
         except (sqlite3.Error, OSError) as error:
             _log.error("cannot store %d profiles: %s", len(profiles), error)
             self.failure = f"the store cannot commit: {error}"
-            self._fail(batch, f"the store cannot commit: {error}")
+            self._fail(batch, self.failure)
             return
         except Exception as error:  # a bug must fail the requests, never wedge the committer
             _log.exception("storing %d profiles failed", len(profiles))

@@ -151,9 +151,10 @@ class DetectorService:
         except BaseException:
             self.stop()
             raise
-        if self.token is None and not _loopback(self._listen[0]):
+        certified = self.tls is not None and self.tls.client_ca is not None  # only clients with a certificate
+        if self.token is None and not certified and not _loopback(self._listen[0]):
             _log.warning("receiving on %s without a token: anyone who can reach it can send data", self._listen[0])
-        if not _loopback(self._metrics_listen[0]):
+        if not certified and not _loopback(self._metrics_listen[0]):
             _log.warning("serving /metrics, /healthz and /readyz on %s%s without a token: anyone who can reach it "
                          "reads the model, feature and signal names, their severities and the producers' serving "
                          "metrics", _netloc(*self.metrics_address),
