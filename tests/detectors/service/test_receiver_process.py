@@ -36,6 +36,8 @@ from opentelemetry.sdk.resources import Resource
 from servewatch.profile import Profile
 from servewatch.wire import encode_profiles
 
+pytestmark = pytest.mark.integration
+
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
