@@ -150,3 +150,39 @@ def test_the_authorization_scheme_is_case_insensitive(detector: DetectorService)
         answer = requests.post(logs, data=_profile(sequence), headers={**PROTOBUF, "Authorization": value},
                                timeout=10)
         assert answer.status_code == status, value
+
+
+def test_an_answer_with_a_body_arrives_in_one_piece_on_keep_alive(detector: DetectorService) -> None:
+    """Headers and body in one write: the first read holds the whole answer (with two writes, Nagle holds the
+    body back until the client's delayed ACK of the headers, some 40 ms on Linux)."""
+    connection = _connect(detector, "127.0.0.1")
+    connection.settimeout(10)
+    for _ in range(5):                                        # a 400 with a google.rpc.Status body, kept alive
+        connection.sendall(HEAD + b"Content-Length: 5\r\n\r\nxxxxx")
+        first = connection.recv(65536)
+        head, _, body = first.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        assert head.startswith(b"HTTP/1.1 400") and length > 0 and len(body) == length, first
+    connection.close()
+
+
+@pytest.mark.parametrize("detector", [{"limits": ReceiverLimits(max_bytes_in_flight_per_peer=100_000)}],
+                         indirect=True)
+def test_one_peer_cannot_hold_every_byte_in_flight(detector: DetectorService) -> None:
+    listener = detector.receiver.server if detector.receiver is not None else None
+    assert listener is not None
+    slow = _connect(detector, "127.0.0.2")                    # declares 90 kB, sends them slowly
+    slow.sendall(HEAD + b"Content-Length: 90000\r\n\r\n" + b"\0" * 10)
+    deadline = time.monotonic() + 10
+    while listener.exchanges < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    greedy = _connect(detector, "127.0.0.2")                  # 20 kB more from the same peer: over its share
+    greedy.settimeout(10)
+    greedy.sendall(HEAD + b"Content-Length: 20000\r\n\r\n")
+    answer = greedy.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 503") and b"from this address" in answer, answer
+    body = _profile(1)                                        # another peer is served
+    assert requests.post(detector.endpoint + "/v1/logs", data=body, headers=PROTOBUF, timeout=10).status_code == 200
+    for connection in (slow, greedy):
+        connection.close()
