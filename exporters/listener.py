@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import logging
 import math
 import select
 import socket
@@ -49,6 +50,7 @@ from typing import Any
 
 __all__ = ["ConnectionLimits", "Exchange", "Listener", "peer_of"]
 
+_log = logging.getLogger("servewatch.exporters.listener")
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -202,6 +204,9 @@ class Exchange(BaseHTTPRequestHandler):
     def _transmit(self, head: bytes, payload: bytes) -> None:
         self.wfile.write(head + payload)
 
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the standard library's name)
+        _log.debug("%s %s", self.address_string(), format % args)
+
 
 class Listener(ThreadingHTTPServer):
     """A ``ThreadingHTTPServer`` with bounded connections and deadlines; see the module docstring."""
@@ -320,7 +325,7 @@ class Listener(ThreadingHTTPServer):
                 self.changed.notify_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a connection that failed concerns its client alone
+        _log.debug("connection from %s failed", client_address, exc_info=True)  # it concerns its client alone
 
     def stop_serving(self, timeout: float = 30.0) -> None:
         """Stop accepting; let the exchanges in flight finish (up to ``timeout``); close every connection."""

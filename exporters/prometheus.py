@@ -111,9 +111,6 @@ class _Handler(Exchange):
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        _log.debug("%s %s", self.address_string(), format % args)
-
 
 class _Server(Listener):
     def __init__(self, address: tuple[str, int], exposition: Exposition, ready: Callable[[], bool | str],

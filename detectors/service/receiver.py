@@ -213,9 +213,6 @@ class _Request(Exchange):
             headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="servewatch"'}
         self.respond(status, payload, content_type, headers)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        _log.debug("%s %s", self.address_string(), format % args)
-
 
 class _Throttle:
     """Logs refused requests at most once a minute per status, so a misbehaving client cannot flood the log."""
