@@ -145,6 +145,7 @@ class DetectorService:
             self.receiver = _bind(self._listen, lambda: Receiver(
                 self._listen, handlers, token=self.token, limits=self.limits, tls=self._tls_context,
                 on_request=self.activity.request).start())
+            self.activity.connections = self.receiver.server
             self.metrics_server = _bind(self._metrics_listen, lambda: MetricsServer(
                 self.exposition, self._metrics_listen, ready=lambda: self.readiness() or True,
                 tls=self._tls_context).start())

@@ -112,6 +112,8 @@ def test_a_producer_gets_its_200_while_256_idle_and_trickling_sockets_are_open(d
                   f"{(time.perf_counter() - started) * 1e3:.1f} ms")
             assert answer.status_code == 200
         assert listener.refused == 0
+        page = session.get(detector.metrics_url, timeout=10).text
+        assert f'servewatch_detector_connections_closed_total{{reason="evicted"}} {float(listener.evicted)}' in page
     finally:
         stop.set()
         thread.join()
