@@ -12,32 +12,46 @@ Usage::
     gauges.set([GaugeMetricFamily("servewatch_window_samples", "...", value=1.0)])
 
     server = MetricsServer(exposition, ("127.0.0.1", 0), ready=lambda: store_is_open)
+    server = MetricsServer(exposition, ("0.0.0.0", 9108), ready=..., tls=ssl_context)   # https
     server.start()
     server.url                                   # http://127.0.0.1:<bound port>/metrics
     server.stop()
 
 ``/metrics`` answers in the format the scraper asks for (Prometheus text 0.0.4, or OpenMetrics when the
 ``Accept`` header prefers it); no ``_created`` series are written (collectors here build families without
-creation times). ``/healthz`` is 200 while the process serves; ``/readyz`` is 200 when ``ready()`` is true,
-else 503. The server is a standard-library ``ThreadingHTTPServer``: one short-lived connection per scrape,
-a socket timeout against stalled clients, and ``stop()`` waits for the requests in flight.
+creation times), gzipped when the scraper's ``Accept-Encoding`` allows it (as Prometheus' does).
+``/healthz`` is 200 while the process serves; ``/readyz`` is 200 when ``ready()`` is true, else 503 with the
+reason when ``ready()`` returns one (a string means "not ready, because ..."). The server is a
+:class:`~servewatch.exporters.listener.Listener` (bounded connections, whole-request deadlines, answers in
+one write, TLS when ``tls`` is given), and ``stop()`` waits for the requests in flight.
+
+What it exposes, to whoever can connect (there is no token here: bind it where only Prometheus can reach it,
+or use TLS with client certificates): every family handed to it; for the detector, model, feature and signal
+names, severities, statistics and counts, and the producers' re-exposed serving metrics with their labels.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
+from .listener import ConnectionLimits, Exchange, Listener
+
 __all__ = ["Exposition", "MetricsServer", "Snapshot"]
 
 _log = logging.getLogger("servewatch.exporters.prometheus")
+
+LIMITS = ConnectionLimits(max_connections=64, max_connections_per_peer=16, timeout=10.0, idle_timeout=120.0)
+"""Connections of the metrics endpoint: a few scrapers, each keeping one connection alive between scrapes."""
+_TEXT = "text/plain; charset=utf-8"
 
 
 class Snapshot:
@@ -69,10 +83,8 @@ class Exposition:
         return encoder(self.registry), content_type
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Exchange):
     server: _Server
-    protocol_version = "HTTP/1.0"
-    timeout = 10.0
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
         path = self.path.split("?", 1)[0]
@@ -81,56 +93,64 @@ class _Handler(BaseHTTPRequestHandler):
                 body, content_type = self.server.exposition.render(self.headers.get("Accept"))
             except Exception as error:  # a broken collector must not take the endpoint down
                 _log.exception("rendering /metrics failed")
-                self._reply(500, f"cannot render metrics: {error}\n".encode(), "text/plain; charset=utf-8")
+                self.respond(500, f"cannot render metrics: {error}\n".encode(), _TEXT)
                 return
-            self._reply(200, body, content_type)
+            headers = {"Vary": "Accept-Encoding"}
+            if _accepts_gzip(self.headers.get("Accept-Encoding")):
+                body = gzip.compress(body, compresslevel=6)
+                headers["Content-Encoding"] = "gzip"
+            self.respond(200, body, content_type, headers)
         elif path == "/healthz":
-            self._reply(200, b"ok\n", "text/plain; charset=utf-8")
+            self.respond(200, b"ok\n", _TEXT)
         elif path == "/readyz":
-            ready = self.server.is_ready()
-            self._reply(200 if ready else 503, b"ready\n" if ready else b"not ready\n", "text/plain; charset=utf-8")
+            reason = self.server.unready()
+            self.respond(503 if reason else 200, f"not ready: {reason}\n".encode() if reason else b"ready\n", _TEXT)
         else:
-            self._reply(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8")
+            self.respond(404, b"not found: try /metrics, /healthz or /readyz\n", _TEXT)
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        _log.debug("%s %s", self.address_string(), format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], exposition: Exposition, ready: Callable[[], bool]) -> None:
+class _Server(Listener):
+    def __init__(self, address: tuple[str, int], exposition: Exposition, ready: Callable[[], bool | str],
+                 tls: ssl.SSLContext | None) -> None:
         self.exposition = exposition
         self._ready = ready
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, LIMITS, tls)
 
-    def is_ready(self) -> bool:
+    def unready(self) -> str | None:
+        """None when ready, else why not."""
         try:
-            return bool(self._ready())
-        except Exception:
-            return False
+            ready = self._ready()
+        except Exception as error:
+            return f"the readiness check failed: {error}"
+        if isinstance(ready, str):
+            return ready or "not ready"
+        return None if ready else "not ready"
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    for item in (header or "").split(","):
+        coding, _, parameters = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            quality = parameters.strip().lower().removeprefix("q=")
+            try:
+                return not parameters.strip() or float(quality) > 0
+            except ValueError:
+                return True
+    return False
 
 
 class MetricsServer:
     """Serves an :class:`Exposition` on ``address`` (port 0: any free port; see ``address`` after start)."""
 
     def __init__(self, exposition: Exposition, address: tuple[str, int] = ("127.0.0.1", 9108), *,
-                 ready: Callable[[], bool] | None = None) -> None:
+                 ready: Callable[[], bool | str] | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.exposition = exposition
         self._requested = address
         self._ready = ready or (lambda: True)
+        self.tls = tls
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -145,11 +165,11 @@ class MetricsServer:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"http://{_netloc(host)}:{port}/metrics"
+        return f"{'https' if self.tls else 'http'}://{_netloc(host)}:{port}/metrics"
 
     def start(self) -> MetricsServer:
         """Bind and serve in a background thread (OSError when the address is taken)."""
-        self._server = _server_for(self._requested, self.exposition, self._ready)
+        self._server = _Server(self._requested, self.exposition, self._ready, self.tls)
         self._thread = threading.Thread(target=self._server.serve_forever, name="servewatch-metrics", daemon=True)
         self._thread.start()
         return self
@@ -158,20 +178,8 @@ class MetricsServer:
         """Stop accepting, finish the scrapes in flight, close (idempotent)."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop_serving(timeout=10.0)
         self._server = None
-
-
-def _server_for(address: tuple[str, int], exposition: Exposition, ready: Callable[[], bool]) -> _Server:
-    import socket
-
-    if ":" in address[0]:
-        class _Server6(_Server):
-            address_family = socket.AF_INET6
-
-        return _Server6(address, exposition, ready)
-    return _Server(address, exposition, ready)
 
 
 def _netloc(host: str) -> str:

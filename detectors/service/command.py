@@ -6,11 +6,13 @@ Usage::
         --listen 127.0.0.1:4318 --metrics-listen 127.0.0.1:9108 [--interval 15s] [--bucket 1m] [--retention 8d]
     SERVEWATCH_DETECTOR_TOKEN=secret servewatch detect ...     # producers send "Authorization: Bearer secret"
     servewatch detect --bucket 1s --interval 1s --table         # a compressed time scale, results printed
+    servewatch detect --tls-cert server.pem --tls-key server.key [--tls-client-ca clients.pem]   # https, mTLS
 
 It prints one line saying where it listens (the bound ports, also for port 0), then runs until SIGTERM or
 SIGINT: it stops accepting, lets the requests in flight finish and commit, closes the store and exits 0.
-Bad flags, a bad spec, a port in use or a state directory made for another bucket size exit 2 with a
-one-line reason.
+Bad flags, a bad spec, a port in use, unreadable TLS files or a state directory made for another bucket size
+exit 2 with a one-line reason. Give the token in ``SERVEWATCH_DETECTOR_TOKEN``: ``--token`` works too, but
+every local user can read a command line (``/proc/PID/cmdline``), so it is logged as a warning.
 """
 
 from __future__ import annotations
@@ -39,8 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", help="how often every window is evaluated (default: the spec's, else 15s)")
     parser.add_argument("--bucket", help="finest time bucket (default: the spec's, else 1m)")
     parser.add_argument("--retention", help="how long data is kept (default: the spec's, else 8d)")
-    parser.add_argument("--token", default=os.environ.get("SERVEWATCH_DETECTOR_TOKEN"),
-                        help="bearer token producers must send (default: $SERVEWATCH_DETECTOR_TOKEN; none)")
+    parser.add_argument("--token", help="bearer token producers must send; prefer setting "
+                                        "$SERVEWATCH_DETECTOR_TOKEN (a command line is visible to every local user)")
+    parser.add_argument("--tls-cert", metavar="FILE",
+                        help="serve OTLP and /metrics over TLS with this PEM certificate (chain); needs --tls-key")
+    parser.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", metavar="FILE",
+                        help="require client certificates signed by this PEM CA (mutual TLS) on every listener")
     parser.add_argument("--max-series", type=int, default=1000,
                         help="most (model, signal) pairs stored (default %(default)s)")
     parser.add_argument("--fsync", action="store_true",
@@ -53,23 +60,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .service import DetectorService
     from .store import StoreError
+    from .tls import TlsSettings
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ServewatchError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise ServewatchError("--tls-client-ca needs --tls-cert and --tls-key")
+    tls = None if args.tls_cert is None else TlsSettings(args.tls_cert, args.tls_key, args.tls_client_ca)
+    token = args.token or os.environ.get("SERVEWATCH_DETECTOR_TOKEN")
     stop = threading.Event()
     previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
             detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
                                        metrics_listen=args.metrics_listen, interval=args.interval,
-                                       bucket=args.bucket, retention=args.retention, token=args.token,
-                                       max_series=args.max_series, fsync=args.fsync)
+                                       bucket=args.bucket, retention=args.retention, token=token,
+                                       max_series=args.max_series, fsync=args.fsync, tls=tls)
             detector.start()
         except (ValueError, StoreError) as error:
             raise ServewatchError(str(error)) from None
         except sqlite3.Error as error:
             raise ServewatchError(f"cannot open the store in {args.state}: {error}") from None
         print(detector.describe(), flush=True)
+        if args.token:
+            logging.getLogger("servewatch.detect").warning(
+                "--token is visible to every local user in the process list: set SERVEWATCH_DETECTOR_TOKEN instead")
         try:
             while not stop.wait(detector.interval if args.table else 3600.0):
                 if args.table:

@@ -61,6 +61,8 @@ class Committer:
         self._leading = False
         self._accepting = False
         self.commits = 0
+        self.failure: str | None = None
+        """Why the last commit failed (the store's error), None since one succeeded: the detector's readiness."""
 
     def start(self) -> Committer:
         self._accepting = True
@@ -120,9 +122,11 @@ class Committer:
         try:
             outcomes = self.store.write(profiles, self.clock())
             self.commits += 1
+            self.failure = None
         except (sqlite3.Error, OSError) as error:
             _log.error("cannot store %d profiles: %s", len(profiles), error)
-            self._fail(batch, f"the store cannot commit: {error}")
+            self.failure = f"the store cannot commit: {error}"
+            self._fail(batch, self.failure)
             return
         except Exception as error:  # a bug must fail the requests, never wedge the committer
             _log.exception("storing %d profiles failed", len(profiles))

@@ -28,7 +28,10 @@ once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_det
 accepted), ``servewatch_detector_evaluation_duration_seconds`` (the last evaluation),
 ``servewatch_detector_requests_total{path, code}``, ``servewatch_detector_store_damaged_total``, and for
 re-exposed serving metrics ``servewatch_detector_metric_points_received_total``,
-``servewatch_detector_metric_points_rejected_total{reason}``, ``servewatch_detector_metric_series``.
+``servewatch_detector_metric_points_rejected_total{reason}``, ``servewatch_detector_metric_series``; for the
+OTLP/HTTP connections ``servewatch_detector_connections`` (open) and
+``servewatch_detector_connections_closed_total{reason}`` (``evicted``: waiting for a request and closed to
+make room; ``refused``: turned away because every connection was in an exchange).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from ...exporters.listener import Listener
 from ...exporters.prometheus_otlp import OtlpMetrics
 from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
 from ..report import SEVERITIES
@@ -145,6 +149,8 @@ class Activity:
         """The re-exposed serving metrics, whose own counts are exported too."""
         self.store: Store | None = None
         """The store, whose count of damaged buckets is exported."""
+        self.connections: Listener | None = None
+        """The OTLP/HTTP listener, whose connection counts are exported."""
 
     def profiles(self, *, accepted: int = 0, duplicates: int = 0, ignored: int = 0, model: str | None = None,
                  at: float = 0.0, rejected: Iterable[str] = ()) -> None:
@@ -196,4 +202,13 @@ class Activity:
             refused.add_metric([reason], count)
         series = GaugeMetricFamily("servewatch_detector_metric_series", "Re-exposed serving metric series",
                                    value=metrics.series_count if metrics is not None else 0)
-        return [received, rejected, duplicates, ignored, last, duration, requests, damaged, points, refused, series]
+        listener = self.connections
+        connections = GaugeMetricFamily("servewatch_detector_connections", "Open OTLP/HTTP connections",
+                                        value=listener.connections if listener is not None else 0)
+        closed = CounterMetricFamily("servewatch_detector_connections_closed",
+                                     "OTLP/HTTP connections closed to make room (evicted) or turned away (refused)",
+                                     labels=["reason"])
+        closed.add_metric(["evicted"], listener.evicted if listener is not None else 0)
+        closed.add_metric(["refused"], listener.refused if listener is not None else 0)
+        return [received, rejected, duplicates, ignored, last, duration, requests, damaged, points, refused, series,
+                connections, closed]

@@ -3,7 +3,7 @@
 Usage::
 
     receiver = Receiver(("127.0.0.1", 4318), handlers={"/v1/logs": (ExportLogsServiceRequest, on_logs)},
-                        token=None)
+                        token=None, tls=None)          # tls: an ssl.SSLContext (TlsSettings.server_context())
     receiver.start()
     receiver.address          # the bound (host, port)
     receiver.stop()           # stop accepting, finish the requests in flight, close idle connections
@@ -14,29 +14,32 @@ A handler takes the parsed request and returns the response message (an ``Export
 400 with a reason for a malformed body; 401 without the right ``Authorization: Bearer <token>`` (when a
 token is set); 404/405 for other paths and methods; 411 without ``Content-Length`` (chunked bodies are
 read); 413 over ``max_body`` bytes on the wire or ``max_inflated`` once decompressed (gzip bombs included);
-415 for an unknown ``Content-Type`` or ``Content-Encoding``; 503 when the store cannot take the data or too
-much is in flight. Error bodies are ``google.rpc.Status`` messages in the request's encoding.
+415 for an unknown ``Content-Type`` or ``Content-Encoding``; 408 when the body does not arrive within the
+request's deadline; 503 when the store cannot take the data, too much is in flight, or every connection is
+in the middle of an exchange. Error bodies are ``google.rpc.Status`` messages in the request's encoding.
 
-Robustness: the server is a standard-library ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive) with a cap on
-open connections, a socket timeout against stalled or idle clients, a budget of body bytes held at once, a
-cap on requests decoding at once (decoding holds the GIL, so more would only add memory), and no exception
-from a request ever reaching the server loop.
+Robustness: the server is a :class:`~servewatch.exporters.listener.Listener` (HTTP/1.1 keep-alive,
+optionally TLS, answers in one write): counts of connections in total and per peer, where the oldest idle one
+makes room for a newcomer; a whole-request deadline that a trickled byte does not extend; idle keep-alive
+connections reaped. On top of it: a budget of body bytes held at once (in total and per peer), a cap on
+requests decoding at once (decoding holds the GIL, so more would only add memory), and no exception from a
+request ever reaching the server loop. The ``Authorization`` scheme is matched case-insensitively.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf.message import Message
 
+from ...exporters.listener import ConnectionLimits, Exchange, Listener, peer_of
 from .committer import Unavailable
 from .otlp import RequestError, answer, decompress, failure, media_type, parse
 
@@ -49,34 +52,22 @@ Handler = tuple[type[Message], Callable[[Any], Message]]
 
 
 @dataclass(frozen=True)
-class ReceiverLimits:
-    """Limits of the receiver (bytes, seconds, counts). Request bodies held at once stay under
-    ``max_bytes_in_flight``, and at most ``max_decoding`` of them are inflated (each to at most
-    ``max_inflated``) and decoded at a time: the receiver's memory is bounded by these, not by traffic."""
+class ReceiverLimits(ConnectionLimits):
+    """Limits of the receiver (bytes, seconds, counts; the connection limits are :class:`ConnectionLimits`').
+    Request bodies held at once stay under ``max_bytes_in_flight`` (``max_bytes_in_flight_per_peer`` from one
+    peer), and at most ``max_decoding`` of them are inflated (each to at most ``max_inflated``) and decoded
+    at a time: the receiver's memory is bounded by these, not by traffic."""
 
     max_body: int = 16 * 2**20
     max_inflated: int = 64 * 2**20
-    max_connections: int = 256
     max_bytes_in_flight: int = 256 * 2**20
+    max_bytes_in_flight_per_peer: int = 64 * 2**20
     max_decoding: int = 2
-    timeout: float = 30.0
 
 
-class _Request(BaseHTTPRequestHandler):
+class _Request(Exchange):
     server: _Server
-    protocol_version = "HTTP/1.1"
     server_version = "servewatch-detect"
-    sys_version = ""
-
-    def setup(self) -> None:
-        self.timeout = self.server.limits.timeout
-        super().setup()
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (OSError, ValueError):  # resets, timeouts, closed files: the client is gone
-            self.close_connection = True
 
     def handle_expect_100(self) -> bool:
         length = self.headers.get("Content-Length", "")
@@ -89,11 +80,9 @@ class _Request(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
         path = self.path.split("?", 1)[0]
         status = 500
-        self.server.busy(self, True)
         try:
             status = self._post(path)
         finally:
-            self.server.busy(self, False)
             self.server.on_request(path if path in self.server.handlers else "other", status)
             if self.server.stopping:
                 self.close_connection = True
@@ -110,7 +99,8 @@ class _Request(BaseHTTPRequestHandler):
                 raise RequestError(415, f"Content-Type {self.headers.get('Content-Type')!r} is not supported: "
                                         "use application/x-protobuf or application/json")
             length = self._length()
-            with self.server.reserve(self.server.limits.max_body if length is None else length):
+            reserved = self.server.limits.max_body if length is None else length
+            with self.server.reserve(peer_of(str(self.client_address[0])), reserved):
                 body = self._chunked(self.server.limits.max_body) if length is None else self._read(length)
                 body_read = True
                 with self.server.decoding:
@@ -159,8 +149,8 @@ class _Request(BaseHTTPRequestHandler):
         token = self.server.token
         if token is None:
             return
-        given = self.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        scheme, _, given = self.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise RequestError(401, "missing or wrong bearer token")
 
     def _length(self) -> int | None:
@@ -219,25 +209,9 @@ class _Request(BaseHTTPRequestHandler):
         self.server.throttle.log(status, f"{self.client_address[0]} {self.command} {self.path!r} -> {status}: {reason}")
 
     def _send(self, status: int, payload: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            if status == 401:
-                self.send_header("WWW-Authenticate", 'Bearer realm="servewatch"')
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            if self.close_connection or self.server.stopping:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(payload)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        _log.debug("%s %s", self.address_string(), format % args)
+        if status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="servewatch"'}
+        self.respond(status, payload, content_type, headers)
 
 
 class _Throttle:
@@ -258,88 +232,57 @@ class _Throttle:
 
 
 class _Reservation:
-    def __init__(self, server: _Server, size: int) -> None:
-        self.server, self.size = server, size
+    def __init__(self, server: _Server, peer: str, size: int) -> None:
+        self.server, self.peer, self.size = server, peer, size
 
     def __enter__(self) -> None:
-        with self.server.lock:
-            if self.server.in_flight + self.size > self.server.limits.max_bytes_in_flight:
+        server, limits = self.server, self.server.limits
+        with server.lock:
+            if server.in_flight + self.size > limits.max_bytes_in_flight:
                 raise Unavailable("too many request bytes in flight")
-            self.server.in_flight += self.size
+            if server.in_flight_by_peer.get(self.peer, 0) + self.size > limits.max_bytes_in_flight_per_peer:
+                raise Unavailable("too many request bytes in flight from this address")
+            server.in_flight += self.size
+            server.in_flight_by_peer[self.peer] = server.in_flight_by_peer.get(self.peer, 0) + self.size
 
     def __exit__(self, *exc: object) -> None:
-        with self.server.lock:
-            self.server.in_flight -= self.size
+        server = self.server
+        with server.lock:
+            server.in_flight -= self.size
+            left = server.in_flight_by_peer.pop(self.peer) - self.size
+            if left:
+                server.in_flight_by_peer[self.peer] = left
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
+class _Server(Listener):
+    limits: ReceiverLimits
 
     def __init__(self, address: tuple[str, int], handlers: Mapping[str, Handler], token: str | None,
-                 limits: ReceiverLimits, on_request: Callable[[str, int], None]) -> None:
+                 limits: ReceiverLimits, on_request: Callable[[str, int], None], tls: ssl.SSLContext | None) -> None:
         self.handlers = dict(handlers)
         self.token = token
-        self.limits = limits
         self.on_request = on_request
-        self.lock = threading.Lock()
         self.decoding = threading.BoundedSemaphore(limits.max_decoding)
         self.in_flight = 0
+        self.in_flight_by_peer: dict[str, int] = {}
         self.throttle = _Throttle()
-        self.stopping = False
-        self.connections: dict[socket.socket, bool] = {}
-        """Open connections -> whether a request is being handled on it."""
-        self.idle = threading.Condition(self.lock)
-        super().__init__(address, _Request)
+        super().__init__(address, _Request, limits, tls)
 
-    def reserve(self, size: int) -> _Reservation:
-        return _Reservation(self, size)
-
-    def busy(self, request: _Request, busy: bool) -> None:
-        with self.lock:
-            if request.connection in self.connections:
-                self.connections[request.connection] = busy
-            self.idle.notify_all()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.lock:
-            refuse = self.stopping or len(self.connections) >= self.limits.max_connections
-            if not refuse:
-                self.connections[request] = False
-        if refuse:
-            try:
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n"
-                                b"Connection: close\r\n\r\n")
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self.lock:
-                self.connections.pop(request, None)
-                self.idle.notify_all()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        _log.debug("connection from %s failed", client_address, exc_info=True)
+    def reserve(self, peer: str, size: int) -> _Reservation:
+        return _Reservation(self, peer, size)
 
 
 class Receiver:
     """Serves OTLP/HTTP ``handlers`` on ``address``; see the module docstring."""
 
     def __init__(self, address: tuple[str, int], handlers: Mapping[str, Handler], *, token: str | None = None,
-                 limits: ReceiverLimits | None = None,
+                 limits: ReceiverLimits | None = None, tls: ssl.SSLContext | None = None,
                  on_request: Callable[[str, int], None] = lambda path, status: None) -> None:
         self._requested = address
         self.handlers = handlers
         self.token = token
         self.limits = limits or ReceiverLimits()
+        self.tls = tls
         self.on_request = on_request
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -355,11 +298,13 @@ class Receiver:
     def serving(self) -> bool:
         return self._server is not None and not self._server.stopping
 
+    @property
+    def server(self) -> Listener | None:
+        """The listener while serving (its ``connections``, ``evicted`` and ``refused`` counts)."""
+        return self._server
+
     def start(self) -> Receiver:
-        server_class = _Server
-        if ":" in self._requested[0]:
-            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
-        self._server = server_class(self._requested, self.handlers, self.token, self.limits, self.on_request)
+        self._server = _Server(self._requested, self.handlers, self.token, self.limits, self.on_request, self.tls)
         self._thread = threading.Thread(target=self._server.serve_forever, name="servewatch-receiver", daemon=True)
         self._thread.start()
         return self
@@ -369,22 +314,5 @@ class Receiver:
         server = self._server
         if server is None:
             return
-        with server.lock:
-            server.stopping = True
-        server.shutdown()
-        server.socket.close()
-        with server.lock:
-            for connection, busy in list(server.connections.items()):
-                if not busy:
-                    _shut(connection)
-            server.idle.wait_for(lambda: not any(server.connections.values()), timeout)
-            for connection in list(server.connections):
-                _shut(connection)
+        server.stop_serving(timeout)
         self._server = None
-
-
-def _shut(connection: socket.socket) -> None:
-    try:
-        connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

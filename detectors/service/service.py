@@ -17,7 +17,14 @@ ones back from ``listen_address`` / ``metrics_address``) and starts the evaluati
 accepting, lets the requests in flight finish and commit, and closes the store cleanly. ``submit(profiles)``
 stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``, ``interval`` and
 ``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True`` flushes every commit to
-the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated time.
+the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated time. ``tls=TlsSettings(...)``
+(:mod:`.tls`) serves every listener over TLS (``endpoint`` and ``metrics_url`` are then ``https://``), with
+client certificates required when it names a client CA; ``metric_limits`` bounds the re-exposed serving
+metrics (:class:`~servewatch.exporters.prometheus_otlp.MetricLimits`).
+
+``/readyz`` (``readiness()``) is 503 with the reason while the store is closed, the receiver is not listening,
+the detector is stopping, or the last commit failed (a full disk, say), until a commit succeeds again
+(producers' retries bring one).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from ...duration import format_duration, parse_duration
 from ...exporters.prometheus import Exposition, MetricsServer, Snapshot
-from ...exporters.prometheus_otlp import OtlpMetrics
+from ...exporters.prometheus_otlp import MetricLimits, OtlpMetrics
 from ...profile import Profile
 from ...spec import Spec, load_spec
 from ...wire import Limits, decode_request
@@ -47,6 +54,7 @@ from .gauges import Activity, Gauges
 from .receiver import Receiver, ReceiverLimits
 from .store import Store
 from .tiers import Layout
+from .tls import TlsSettings
 
 __all__ = ["DetectorService", "parse_address"]
 
@@ -88,8 +96,9 @@ class DetectorService:
                  listen: str | tuple[str, int] = "127.0.0.1:4318",
                  metrics_listen: str | tuple[str, int] = "127.0.0.1:9108", interval: float | str | None = None,
                  bucket: float | str | None = None, retention: float | str | None = None, token: str | None = None,
-                 limits: ReceiverLimits | None = None, max_series: int = 1000, max_metric_series: int = 10_000,
-                 fsync: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 limits: ReceiverLimits | None = None, max_series: int = 1000,
+                 metric_limits: MetricLimits | None = None, tls: TlsSettings | None = None, fsync: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec) if spec is not None else Spec()
         settings = self.spec.detector
         self.state_dir = os.fspath(state_dir)
@@ -97,13 +106,15 @@ class DetectorService:
         self.layout = Layout(_seconds(bucket, settings.bucket), _seconds(retention, settings.retention))
         self.token = token or None
         self.limits = limits or ReceiverLimits()
+        self.tls = tls
+        self._tls_context = tls.server_context() if tls is not None else None
         self.max_series = max_series
         self.fsync = fsync
         self.clock = clock
         self._listen = parse_address(listen)
         self._metrics_listen = parse_address(metrics_listen)
         self.activity = Activity()
-        self.metrics = OtlpMetrics(max_series=max_metric_series, clock=clock)
+        self.metrics = OtlpMetrics(limits=metric_limits, clock=clock)
         self.activity.metrics = self.metrics
         self._published = Snapshot()
         self._gauges = Gauges()
@@ -131,16 +142,24 @@ class DetectorService:
             self.committer = Committer(self.store, clock=self.clock).start()
             handlers = {"/v1/logs": (ExportLogsServiceRequest, self._on_logs),
                         "/v1/metrics": (ExportMetricsServiceRequest, self._on_metrics)}
-            self.receiver = _bind(self._listen, lambda: Receiver(self._listen, handlers, token=self.token,
-                                                                 limits=self.limits,
-                                                                 on_request=self.activity.request).start())
+            self.receiver = _bind(self._listen, lambda: Receiver(
+                self._listen, handlers, token=self.token, limits=self.limits, tls=self._tls_context,
+                on_request=self.activity.request).start())
+            self.activity.connections = self.receiver.server
             self.metrics_server = _bind(self._metrics_listen, lambda: MetricsServer(
-                self.exposition, self._metrics_listen, ready=self.ready).start())
+                self.exposition, self._metrics_listen, ready=lambda: self.readiness() or True,
+                tls=self._tls_context).start())
         except BaseException:
             self.stop()
             raise
-        if self.token is None and not _loopback(self._listen[0]):
+        certified = self.tls is not None and self.tls.client_ca is not None  # only clients with a certificate
+        if self.token is None and not certified and not _loopback(self._listen[0]):
             _log.warning("receiving on %s without a token: anyone who can reach it can send data", self._listen[0])
+        if not certified and not _loopback(self._metrics_listen[0]):
+            _log.warning("serving /metrics, /healthz and /readyz on %s%s without a token: anyone who can reach it "
+                         "reads the model, feature and signal names, their severities and the producers' serving "
+                         "metrics", _netloc(*self.metrics_address),
+                         " (every interface)" if self._metrics_listen[0] in ("0.0.0.0", "::") else "")
         self._stopping.clear()
         self._loop = threading.Thread(target=self._run, name="servewatch-evaluation", daemon=True)
         self._loop.start()
@@ -169,9 +188,18 @@ class DetectorService:
         self.stop()
 
     def ready(self) -> bool:
-        """True while the store is open and the receiver is listening."""
-        return (self.store is not None and self.receiver is not None and self.receiver.serving
-                and not self._stopping.is_set())
+        """True while the detector can take profiles: see :meth:`readiness`."""
+        return self.readiness() is None
+
+    def readiness(self) -> str | None:
+        """None when ready, else why not (what ``/readyz`` answers with its 503)."""
+        if self.store is None or self.store.closed or self.committer is None:
+            return "the store is not open"
+        if self._stopping.is_set():
+            return "the detector is stopping"
+        if self.receiver is None or not self.receiver.serving:
+            return "the receiver is not listening"
+        return self.committer.failure
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -184,11 +212,15 @@ class DetectorService:
     @property
     def endpoint(self) -> str:
         """The OTLP/HTTP base URL (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
-        return f"http://{_netloc(*self.listen_address)}"
+        return f"{self._scheme}://{_netloc(*self.listen_address)}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{_netloc(*self.metrics_address)}/metrics"
+        return f"{self._scheme}://{_netloc(*self.metrics_address)}/metrics"
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     def describe(self) -> str:
         """One line saying what the detector listens on (what ``servewatch detect`` prints at start)."""
@@ -197,7 +229,8 @@ class DetectorService:
                 f"serving {self.metrics_url} (/healthz, /readyz), state in {self.state_dir}, "
                 f"{models} model{'s' * (models != 1)} in the spec, bucket {format_duration(self.layout.bucket)}, "
                 f"evaluating every {format_duration(self.interval)}"
-                f"{', bearer token required' if self.token else ''}")
+                f"{', bearer token required' if self.token else ''}"
+                f"{'' if self.tls is None else ', TLS' + (' with client certificates' if self.tls.client_ca else '')}")
 
     # -- data in ---------------------------------------------------------------------------------------------
 

@@ -30,9 +30,12 @@ first request (``OTEL_METRIC_EXPORT_INTERVAL``); a read that fails is counted as
 ``servewatch.instrumentation.errors`` and tried again at the next collection.
 
 One worker per model reads it: each worker of a model tries a non-blocking ``flock`` on a lock file named
-after the metrics address and the model in the temporary directory, and the one holding it reports (when it
-exits the lock is free and another worker takes over at its next collection), so adding the series of every
-worker never counts the frontend's total twice. On a system without ``fcntl`` every worker reports.
+after the metrics address and the model, and the one holding it reports (when it exits the lock is free and
+another worker takes over at its next collection), so adding the series of every worker never counts the
+frontend's total twice. On a system without ``fcntl`` every worker reports. The lock files live in a
+directory of the user's own, ``$XDG_RUNTIME_DIR/servewatch`` or else ``<tmp>/servewatch-<uid>``, made with
+mode 0700 and used only if it is a real directory of this user that nobody else can write; they are opened
+with ``O_NOFOLLOW``, so another local user can neither hold the election nor point the file elsewhere.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import tempfile
 import urllib.parse
 import urllib.request
@@ -113,8 +117,9 @@ class QueueTimeBridge:
         except ImportError:  # not a POSIX system: every worker reports
             return True
         digest = hashlib.sha1(f"{url}\0{self.model}".encode(), usedforsecurity=False).hexdigest()[:16]
-        path = os.path.join(self._lock_dir or tempfile.gettempdir(), f"servewatch-torchserve-queue-{digest}.lock")
-        handle = open(path, "a+b")  # noqa: SIM115 - held for the life of the process
+        path = os.path.join(self._lock_dir or _private_dir(), f"servewatch-torchserve-queue-{digest}.lock")
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        handle = os.fdopen(os.open(path, flags, 0o600), "r+b")  # held for the life of the process
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -122,6 +127,22 @@ class QueueTimeBridge:
             return False
         self._lock = handle
         return True
+
+
+def _private_dir() -> str:
+    """The user's own directory for lock files (see the module docstring); OSError when it is not safe."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = runtime if runtime and os.path.isdir(runtime) else tempfile.gettempdir()
+    uid = os.getuid()
+    path = os.path.join(base, "servewatch" if base == runtime else f"servewatch-{uid}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    status = os.lstat(path)
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != uid or status.st_mode & 0o022:
+        raise OSError(f"{path} is not a private directory of this user: TorchServe queue time is not read")
+    return path
 
 
 def queue_seconds(text: str, model: str) -> float | None:

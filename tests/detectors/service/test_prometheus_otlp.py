@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
 from servewatch.exporters.prometheus import Exposition
 from servewatch.exporters.prometheus_names import label_name, metric_name
-from servewatch.exporters.prometheus_otlp import OtlpMetrics
+from servewatch.exporters.prometheus_otlp import MetricLimits, OtlpMetrics
 
 DELTA = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA,
          UpDownCounter: AggregationTemporality.DELTA}
@@ -157,7 +157,7 @@ def test_exponential_histograms_become_classic_buckets(clock: Clock) -> None:
 
 
 def test_conflicts_limits_staleness_and_expiry_are_counted_never_silent(clock: Clock) -> None:
-    metrics = OtlpMetrics(max_series=3, expire_after=60.0, clock=clock)
+    metrics = OtlpMetrics(limits=MetricLimits(max_series=3), expire_after=60.0, clock=clock)
     provider, reader = _provider("replica-1")
     meter = provider.get_meter("servewatch")
     meter.create_counter("jobs").add(1)
@@ -219,3 +219,38 @@ def test_label_names() -> None:
     assert label_name("ml.model.name") == "ml_model_name"
     assert label_name("http.response.status_code") == "http_response_status_code"
     assert label_name("0day") == "key_0day"
+
+
+def _gauges(series: int, *, labels: int, key: str = "k", value: str = "v") -> ExportMetricsServiceRequest:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
+
+    points = [NumberDataPoint(as_double=1.0, attributes=[
+        KeyValue(key=f"{key}{i}", value=AnyValue(string_value=f"{value}{n}")) for i in range(labels)])
+        for n in range(series)]
+    return ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[
+        Metric(name="flood", gauge=Gauge(data_points=points))])])])
+
+
+def test_label_names_labels_and_exposition_bytes_are_bounded_and_counted(clock: Clock) -> None:
+    limits = MetricLimits(max_labels=8, max_name=32, max_value=16, max_bytes=50_000)
+    metrics = OtlpMetrics(limits=limits, clock=clock)
+    outcome = metrics.ingest(_gauges(3, labels=2, key="k" * 40))                  # label names too long
+    assert outcome.reasons == {"name_limit": 3} and "at most 32" in outcome.error_message
+    outcome = metrics.ingest(_gauges(2, labels=7))                                # 7 + job + instance > 8
+    assert outcome.reasons == {"labels_limit": 2}
+    outcome = metrics.ingest(_gauges(1, labels=2, value="v" * 100))               # values are cut, not refused
+    assert outcome.accepted == 1 and {len(value) for value in metrics.collect()[0].samples[0].labels.values()} \
+        <= {0, 16}
+    long_name = _gauges(1, labels=1)
+    long_name.resource_metrics[0].scope_metrics[0].metrics[0].name = "m" * 300
+    assert metrics.ingest(long_name).reasons == {"name_limit": 1}
+    outcome = metrics.ingest(_gauges(2000, labels=6, value="x" * 10))            # far more than 50 kB of series
+    assert outcome.accepted > 0 and outcome.reasons["bytes_limit"] == 2000 - outcome.accepted
+    exposition = Exposition()
+    exposition.register(metrics)
+    page, _ = exposition.render()
+    assert metrics.bytes <= limits.max_bytes and len(page) <= limits.max_bytes, (metrics.bytes, len(page))
+    assert metrics.rejected == {"name_limit": 4, "labels_limit": 2, "bytes_limit": outcome.reasons["bytes_limit"]}
+    clock.now += 601                                                              # expiry gives the bytes back
+    assert _scrape(metrics) == {} and metrics.bytes == 0
