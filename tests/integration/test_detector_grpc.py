@@ -183,3 +183,29 @@ def test_a_missing_reference_file_is_logged_at_start(tmp_path: Path) -> None:
         _stop(detector)
     line = next(line for line in detector.stderr if "missing.pb" in line)
     assert " WARNING " in line and "model fraud: reference file" in line and "no such file" in line
+
+
+@pytest.mark.parametrize("flag, reason", [
+    ("taken", "cannot listen on 127.0.0.1:"),
+    ("127.0.0.1:notaport", "expected host:port"),
+])
+def test_a_bad_grpc_address_exits_2_with_one_line(detector: Detector, tmp_path: Path, flag: str, reason: str) -> None:
+    flag = detector.grpc if flag == "taken" else flag
+    done = subprocess.run([SERVEWATCH, "detect", "--state", str(tmp_path / "state"), "--listen", "127.0.0.1:0",
+                           "--metrics-listen", "127.0.0.1:0", "--grpc-listen", flag],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and reason in lines[0], done.stderr
+
+
+def test_grpc_off(tmp_path: Path) -> None:
+    process = subprocess.Popen([SERVEWATCH, "detect", "--state", str(tmp_path / "state"), "--listen", "127.0.0.1:0",
+                                "--metrics-listen", "127.0.0.1:0", "--grpc-listen", "off"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert "receiving OTLP/HTTP on http://127.0.0.1:" in line and "gRPC" not in line

@@ -252,3 +252,18 @@ def test_tls_credentials_hook(tmp_path: Path) -> None:
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE   # plaintext to a TLS port: no connection
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize("listen, grpc_listen, expected", [
+    ("127.0.0.1:4318", None, "127.0.0.1:4317"),          # the defaults
+    ("0.0.0.0:4318", None, "0.0.0.0:4317"),              # the gRPC port follows --listen's host
+    (":4318", None, "0.0.0.0:4317"),
+    ("[::1]:4318", None, "[::1]:4317"),
+    ("127.0.0.1:0", None, "127.0.0.1:0"),                # a free port when --listen asks for one
+    ("127.0.0.1:4318", "10.0.0.5:5317", "10.0.0.5:5317"),
+    ("127.0.0.1:4318", "off", None),
+])
+def test_the_grpc_address_of_the_command_line(listen: str, grpc_listen: str | None, expected: str | None) -> None:
+    from servewatch.detectors.service.command import grpc_address
+
+    assert grpc_address(listen, grpc_listen) == expected
