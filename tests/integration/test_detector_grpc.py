@@ -6,6 +6,7 @@ its reference ready, the severity of the shifted column.
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import subprocess
@@ -31,20 +32,12 @@ from servewatch.profile import Profile
 from servewatch.spec import load_spec
 from servewatch.wire import EVENT_NAME, encode_profiles, profile_record
 
+from .conftest import wait_until
+from .test_detector_end_to_end import SPEC, _data
+
 pytestmark = pytest.mark.integration
 
 SERVEWATCH = str(Path(sys.executable).with_name("servewatch"))
-SPEC = """
-detector: {bucket: 1s, interval: 1s, retention: 1h}
-models:
-  - name: fraud
-    features: [{name: amount}, {name: age}]
-    reference: {reference}
-    windows: [5s]
-    min_samples: 100
-"""
-
-
 @dataclass
 class Detector:
     process: subprocess.Popen[str]
@@ -61,15 +54,6 @@ class Detector:
             if match:
                 found[match.group(1)] = float(match.group(2))
         return found
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
-    return value
 
 
 def _spawn(folder: Path, spec: Path, *flags: str) -> Detector:
@@ -101,8 +85,7 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
     spec, reference = folder / "servewatch.yaml", folder / "fraud.pb"
     spec.write_text(SPEC.replace("{reference}", str(reference)))
     rng = np.random.default_rng(1)
-    training = {"amount": rng.normal(100.0, 20.0, 5000), "age": rng.normal(40.0, 8.0, 5000)}
-    reference.write_bytes(encode_profiles([Profile.from_data(training, model="fraud",
+    reference.write_bytes(encode_profiles([Profile.from_data(_data(rng, 5000, 0.0), model="fraud",
                                                              spec=load_spec(spec).model("fraud"))]))
     detector = _spawn(folder, spec)
     yield detector
@@ -124,17 +107,13 @@ def sent(detector: Detector) -> Iterator[None]:
 
     def produce() -> None:
         rng = np.random.default_rng(2)
-        sequence = 0
-        while not stop.is_set():
-            end = time.time()
-            profile = Profile.from_data({"amount": rng.normal(160.0, 20.0, 150), "age": rng.normal(40.0, 8.0, 150)},
-                                        model="fraud")
-            profile.start, profile.end, profile.sequence = end - 0.25, end, sequence
+        for sequence in itertools.takewhile(lambda _: not stop.wait(0.25), itertools.count()):
+            profile = Profile.from_data(_data(rng, 150, 60.0), model="fraud")     # amount + 3 sd
+            profile.sequence, profile.end = sequence, time.time()
+            profile.start = profile.end - 0.25
             attributes, body = profile_record(profile)
             logger.emit(body=body, attributes=attributes, event_name=EVENT_NAME)
             counter.add(150, {"ml.model.name": "fraud"})
-            sequence += 1
-            stop.wait(0.25)
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
@@ -146,10 +125,11 @@ def sent(detector: Detector) -> Iterator[None]:
 
 
 def test_the_shifted_feature_is_flagged_from_grpc_exports(detector: Detector, sent: None) -> None:
-    severity = _wait(lambda: (lambda found: found if {"amount", "age"} <= set(found) else None)(
-        detector.gauge("servewatch_drift_severity")), 30, "servewatch_drift_severity of both features")
+    wait_until(lambda: detector.gauge("servewatch_window_samples").get("age", 0) >= 2000, 30,
+               "a 5s window of 2000 values or more")          # not the first few profiles: the whole window
+    severity = detector.gauge("servewatch_drift_severity")
     assert isinstance(severity, dict)
-    assert severity["amount"] == 2 and severity["age"] == 0, severity
+    assert severity["amount"] == 2 and severity["age"] == 0 and severity["country"] == 0, severity
     text = requests.get(detector.metrics_url, timeout=10).text
     served = [line for line in text.splitlines() if line.startswith("servewatch_inference_requests_total{")]
     assert served and 'job="fraud-server"' in served[0] and 'instance="replica-1"' in served[0]
@@ -161,7 +141,7 @@ def test_stderr_says_what_changed_once(detector: Detector, sent: None) -> None:
     def logged() -> list[str]:
         return [line for line in detector.stderr if "fraud/input 5s: amount ok -> critical" in line]
 
-    _wait(logged, 30, "the severity change on stderr")
+    wait_until(logged, 30, "the severity change on stderr")
     time.sleep(3)                                  # three more evaluations: nothing new to say about them
     lines = [line.split(" servewatch.detect: ", 1)[-1].rstrip() for line in detector.stderr]
     reference = detector.folder / "fraud.pb"
@@ -178,7 +158,7 @@ def test_a_missing_reference_file_is_logged_at_start(tmp_path: Path) -> None:
     spec.write_text(SPEC.replace("{reference}", str(tmp_path / "missing.pb")))
     detector = _spawn(tmp_path, spec)
     try:
-        _wait(lambda: any("missing.pb" in line for line in detector.stderr), 10, "the warning")
+        wait_until(lambda: any("missing.pb" in line for line in detector.stderr), 10, "the warning")
     finally:
         _stop(detector)
     line = next(line for line in detector.stderr if "missing.pb" in line)
