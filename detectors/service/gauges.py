@@ -26,9 +26,10 @@ once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_det
 ``servewatch_detector_records_ignored_total`` (log records that are not profiles),
 ``servewatch_detector_last_profile_timestamp_seconds{model}`` (when the last profile of the model was
 accepted), ``servewatch_detector_evaluation_duration_seconds`` (the last evaluation),
-``servewatch_detector_requests_total{path, code}`` (OTLP/gRPC calls: the method and the code name), ``servewatch_detector_store_damaged_total``, and for
-re-exposed serving metrics ``servewatch_detector_metric_points_received_total``,
-``servewatch_detector_metric_points_rejected_total{reason}``, ``servewatch_detector_metric_series``.
+``servewatch_detector_requests_total{path, code}`` (OTLP/gRPC calls: the method and the code name),
+``servewatch_detector_store_damaged_total``, and for re-exposed serving metrics
+``servewatch_detector_metric_points_received_total``, ``servewatch_detector_metric_points_rejected_total{reason}``,
+``servewatch_detector_metric_series``.
 """
 
 from __future__ import annotations

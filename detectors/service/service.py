@@ -16,11 +16,12 @@ Usage::
 ``start()`` opens the store (``state_dir``), binds the listeners (port 0 picks a free port: read the bound
 ones back from ``listen_address`` / ``grpc_address`` / ``metrics_address``; ``grpc_listen=None``, the
 default here, opens no OTLP/gRPC port; ``servewatch detect`` opens :4317) and starts the evaluation loop;
-``stop()`` stops accepting, lets the requests in flight finish and commit, and closes the store cleanly. ``submit(profiles)``
-stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``, ``interval`` and
-``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True`` flushes every commit to
-the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated time. What changes (a
-reference ready, a severity, rejected profiles) is logged once per change by :mod:`.events`.
+``stop()`` stops accepting, lets the requests in flight finish and commit, and closes the store cleanly.
+``submit(profiles)`` stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``,
+``interval`` and ``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True``
+flushes every commit to the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated
+time. What changes (a reference ready, a severity, rejected profiles) is logged once per change by
+:mod:`.events`.
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ def test_http_and_grpc_answer_the_same_request_alike(detector_factory: Callable[
     data = request.SerializeToString()
     over_grpc = ExportLogsServiceResponse.FromString(_call(detector, data))
     over_http = ExportLogsServiceResponse.FromString(requests.post(
-        detector.endpoint + "/v1/logs", data=data, headers={"Content-Type": "application/x-protobuf"}, timeout=10).content)
+        detector.endpoint + "/v1/logs", data=data, headers={"Content-Type": "application/x-protobuf"},
+        timeout=10).content)
     assert over_grpc.partial_success.rejected_log_records == 1
     assert over_grpc == over_http                          # the same partial success, message included
     assert detector.activity.received == 1                 # the valid one, once (the repeat is a duplicate)
