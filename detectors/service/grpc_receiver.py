@@ -24,7 +24,11 @@ specification maps them onto gRPC:
   stored is counted once.
 
 Limits are the HTTP receiver's :class:`~.receiver.ReceiverLimits` (at most ``max_decoding`` messages decoded at
-once). TLS: pass ``credentials`` (a ``grpc.ServerCredentials``, e.g. :func:`server_credentials` of a
+once). 16 threads answer calls, each holding one while its message arrives, decodes and commits; connections
+get grpc's ``max_connection_age`` (5 minutes, clients reconnect unnoticed) with ``timeout`` seconds of grace,
+after which the connection and any call still on it are closed: a client that stalls mid-message holds a
+thread for minutes, not for good (the HTTP receiver's socket timeout does this in 30 s; this bound is not
+tested). TLS: pass ``credentials`` (a ``grpc.ServerCredentials``, e.g. :func:`server_credentials` of a
 certificate, its key and optionally a client CA for mutual TLS); without it the port is plaintext. The port
 is bound exclusively (no ``SO_REUSEPORT``: a second detector on the same port fails to start instead of
 silently sharing the traffic). No HTTP/2 is written here: grpcio serves it.
@@ -57,6 +61,9 @@ _log = logging.getLogger("servewatch.detect")
 
 _WORKERS = 16
 """Threads answering calls (a call holds one while it decodes and waits for its commit)."""
+_MAX_AGE_MS = 5 * 60 * 1000
+"""Connections are asked to reconnect after 5 minutes (clients do so unnoticed); a call still unfinished
+``timeout`` seconds later is cut, so a client that stalls mid-message holds a thread for minutes, not forever."""
 _RETRY_AFTER = 5
 _RETRY_INFO = ("google.rpc.retryinfo-bin", RetryInfo(retry_delay=Duration(seconds=_RETRY_AFTER)).SerializeToString())
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -119,7 +126,9 @@ class GrpcReceiver:
         limits = self.limits
         server = grpc.server(
             ThreadPoolExecutor(_WORKERS, thread_name_prefix="servewatch-grpc"),
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", limits.max_inflated)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", limits.max_inflated),
+                     ("grpc.max_connection_age_ms", _MAX_AGE_MS),
+                     ("grpc.max_connection_age_grace_ms", int(limits.timeout * 1000))],
             maximum_concurrent_rpcs=limits.max_connections)
         services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         for handler in self.handlers:
