@@ -27,9 +27,10 @@ Limits are the HTTP receiver's :class:`~.receiver.ReceiverLimits` (at most ``max
 once). 16 threads answer calls, each holding one while its message arrives, decodes and commits; connections
 get grpc's ``max_connection_age`` (5 minutes, clients reconnect unnoticed) with ``timeout`` seconds of grace,
 after which the connection and any call still on it are closed: a client that stalls mid-message holds a
-thread for minutes, not for good (the HTTP receiver's socket timeout does this in 30 s; this bound is not
-tested). TLS: pass ``credentials`` (a ``grpc.ServerCredentials``, e.g. :func:`server_credentials` of a
-certificate, its key and optionally a client CA for mutual TLS); without it the port is plaintext. The port
+thread for minutes, not for good (the HTTP receiver's socket timeout does this in 30 s).
+
+TLS: pass ``credentials`` (a ``grpc.ServerCredentials``, e.g. :func:`server_credentials` of a certificate,
+its key and optionally a client CA for mutual TLS); without it the port is plaintext. The port
 is bound exclusively (no ``SO_REUSEPORT``: a second detector on the same port fails to start instead of
 silently sharing the traffic). No HTTP/2 is written here: grpcio serves it.
 """

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -268,3 +269,28 @@ def test_the_grpc_address_of_the_command_line(listen: str, grpc_listen: str | No
     from servewatch.detectors.service.command import grpc_address
 
     assert grpc_address(listen, grpc_listen) == expected
+
+
+def test_a_call_stalled_before_its_message_is_cut_after_the_connection_age(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from servewatch.detectors.service import grpc_receiver
+
+    monkeypatch.setattr(grpc_receiver, "_MAX_AGE_MS", 1000)
+    handlers = [(ExportLogsServiceRequest, lambda request: ExportLogsServiceResponse())]
+    receiver = GrpcReceiver(("127.0.0.1", 0), handlers, limits=ReceiverLimits(timeout=1.0)).start()
+    never = threading.Event()
+
+    def nothing() -> Iterator[bytes]:            # headers go out, the message never does
+        never.wait(30)
+        yield b""
+
+    try:
+        with grpc.insecure_channel("127.0.0.1:%d" % receiver.address[1]) as channel:
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as caught:
+                channel.stream_unary(LOGS)(nothing(), timeout=25)
+            assert time.monotonic() - started < 10, caught.value          # cut by the server, not the deadline
+            assert caught.value.code() != grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        never.set()
+        receiver.stop()
