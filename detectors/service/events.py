@@ -136,7 +136,8 @@ class Events:
         lines: dict[tuple[str, str, str, str | None], list[str]] = {}
         for key, result in results.items():
             state = _reference_state(result)
-            if self._references.get(key, ("", None))[0] == state[0]:
+            before = self._references.get(key, ("", None))
+            if before == state or (before[0] == state[0] == "waiting"):   # a countdown: same state, new text
                 continue
             self._references[key] = state
             lines.setdefault((result.model, result.signal, *state), []).append(result.window.name)

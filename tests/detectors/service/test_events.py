@@ -148,3 +148,19 @@ def test_throttle() -> None:
     assert throttle.due() == []
     clock.now += 10
     assert throttle.due() == [("a", 1)] and throttle.due() == []
+
+
+def test_a_missing_reference_that_changes_its_reason_is_logged_again(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "fraud.pb"
+    spec = parse_spec({"models": [{"name": "fraud", "reference": str(path), "windows": ["5s"]}]})
+    with caplog.at_level(logging.INFO, logger="servewatch.detect"), DetectorService(
+            spec, state_dir=tmp_path / "state", listen="127.0.0.1:0", metrics_listen="127.0.0.1:0",
+            interval="1h", bucket="1s") as detector:
+        detector.submit([make_profile(end=detector.clock())])
+        detector.evaluate()
+        path.write_bytes(b"not a profile")
+        detector.evaluate()
+        detector.evaluate()
+    lines = [line for line in _lines(caplog) if line.startswith("fraud/input: no reference")]
+    assert len(lines) == 2 and "No such file" in lines[0] and "cannot be used" in lines[1], lines
