@@ -12,11 +12,12 @@ Usage::
     detector.stop()
 
 The pieces, each in its own module: :mod:`.receiver` (OTLP/HTTP ``/v1/logs`` and ``/v1/metrics``, bodies by
-:mod:`.otlp`), :mod:`.committer` (group commit), :mod:`.store` (SQLite, WAL, buckets, dedupe) with its
-encoding :mod:`.codec`, time layout :mod:`.tiers` and in-memory :mod:`.buckets`, :mod:`.windows` and :mod:`.references` (what is compared
-with what), :mod:`.evaluator` (statistics and rules per window), :mod:`.gauges` (Prometheus families),
-:mod:`.service` (all of it wired together) and :mod:`.command` (the command line). The Prometheus endpoint
-and the OTLP-metrics translation live in :mod:`servewatch.exporters.prometheus` and
+:mod:`.otlp`), :mod:`.grpc_receiver` (OTLP/gRPC, the same handlers), :mod:`.committer` (group commit),
+:mod:`.store` (SQLite, WAL, buckets, dedupe) with its encoding :mod:`.codec`, time layout :mod:`.tiers` and
+in-memory :mod:`.buckets`, :mod:`.windows` and :mod:`.references` (what is compared with what),
+:mod:`.evaluator` (statistics and rules per window), :mod:`.gauges` (Prometheus families), :mod:`.events` (the
+operator's log), :mod:`.service` (all of it wired together) and :mod:`.command` (the command line). The
+Prometheus endpoint and the OTLP-metrics translation live in :mod:`servewatch.exporters.prometheus` and
 :mod:`servewatch.exporters.prometheus_otlp`.
 """
 

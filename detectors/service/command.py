@@ -4,6 +4,7 @@ Usage::
 
     servewatch detect --spec servewatch.yaml --state /var/lib/servewatch \\
         --listen 127.0.0.1:4318 --metrics-listen 127.0.0.1:9108 [--interval 15s] [--bucket 1m] [--retention 8d]
+    servewatch detect --grpc-listen 0.0.0.0:4317 ...            # OTLP/gRPC too (default: --listen's host, :4317)
     SERVEWATCH_DETECTOR_TOKEN=secret servewatch detect ...     # producers send "Authorization: Bearer secret"
     servewatch detect --bucket 1s --interval 1s --table         # a compressed time scale, results printed
     servewatch detect --tls-cert server.pem --tls-key server.key [--tls-client-ca clients.pem]   # https, mTLS
@@ -27,13 +28,16 @@ import threading
 
 from ...errors import ServewatchError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "grpc_address", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", help="servewatch.yaml (models, windows, references, thresholds); optional")
     parser.add_argument("--listen", default="127.0.0.1:4318",
                         help="OTLP/HTTP address for /v1/logs and /v1/metrics (default %(default)s)")
+    parser.add_argument("--grpc-listen", default=None,
+                        help="OTLP/gRPC address (LogsService, MetricsService); default: --listen's host on port 4317 "
+                             "(127.0.0.1:4317), a free port where --listen's port is 0; 'off' for none")
     parser.add_argument("--metrics-listen", default="127.0.0.1:9108",
                         help="address of /metrics, /healthz, /readyz (default %(default)s)")
     parser.add_argument("--state", default="servewatch-state",
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from .store import StoreError
     from .tls import TlsSettings
 
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # grpc's own log lines; its failures reach us as errors
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
                                        metrics_listen=args.metrics_listen, interval=args.interval,
                                        bucket=args.bucket, retention=args.retention, token=token,
-                                       max_series=args.max_series, fsync=args.fsync, tls=tls)
+                                       max_series=args.max_series, fsync=args.fsync, tls=tls,
+                                       grpc_listen=grpc_address(args.listen, args.grpc_listen))
             detector.start()
         except (ValueError, StoreError) as error:
             raise ServewatchError(str(error)) from None
@@ -98,3 +104,13 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(number, handler)
     print("servewatch detect: stopped", flush=True)
     return 0
+
+
+def grpc_address(listen: str, grpc_listen: str | None) -> str | None:
+    """The OTLP/gRPC address for ``--grpc-listen`` (None: 'off'); its default follows ``--listen``."""
+    from .service import parse_address
+
+    if grpc_listen is not None:
+        return None if grpc_listen.strip().lower() in ("off", "none", "") else grpc_listen
+    host, port = parse_address(listen)
+    return f"[{host}]:{4317 if port else 0}" if ":" in host else f"{host}:{4317 if port else 0}"

@@ -26,10 +26,10 @@ once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_det
 ``servewatch_detector_records_ignored_total`` (log records that are not profiles),
 ``servewatch_detector_last_profile_timestamp_seconds{model}`` (when the last profile of the model was
 accepted), ``servewatch_detector_evaluation_duration_seconds`` (the last evaluation),
-``servewatch_detector_requests_total{path, code}``, ``servewatch_detector_store_damaged_total``, and for
-re-exposed serving metrics ``servewatch_detector_metric_points_received_total``,
-``servewatch_detector_metric_points_rejected_total{reason}``, ``servewatch_detector_metric_series``; for the
-OTLP/HTTP connections ``servewatch_detector_connections`` (open) and
+``servewatch_detector_requests_total{path, code}`` (OTLP/gRPC calls: the method and the code name),
+``servewatch_detector_store_damaged_total``, and for re-exposed serving metrics
+``servewatch_detector_metric_points_received_total``, ``servewatch_detector_metric_points_rejected_total{reason}``,
+``servewatch_detector_metric_series``; for the OTLP/HTTP connections ``servewatch_detector_connections`` (open) and
 ``servewatch_detector_connections_closed_total{reason}`` (``evicted``: waiting for a request and closed to
 make room; ``refused``: turned away because every connection was in an exchange).
 """
@@ -185,7 +185,8 @@ class Activity:
             duration = GaugeMetricFamily("servewatch_detector_evaluation_duration_seconds",
                                          "Duration of the last evaluation of every window",
                                          value=self.evaluation_seconds)
-            requests = CounterMetricFamily("servewatch_detector_requests", "OTLP/HTTP requests, by path and status",
+            requests = CounterMetricFamily("servewatch_detector_requests",
+                                           "OTLP requests, by path and status (gRPC: method and code)",
                                            labels=["path", "code"])
             for (path, code), count in sorted(self.requests.items()):
                 requests.add_metric([path, code], count)

@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
 
-__all__ = ["JSON", "PROTOBUF", "RequestError", "answer", "decompress", "failure", "media_type", "parse"]
+__all__ = ["JSON", "PROTOBUF", "RequestError", "answer", "decompress", "failure", "grpc_code", "media_type", "parse"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -118,7 +118,12 @@ def answer(message: Message, as_json: bool) -> tuple[bytes, str]:
 
 def failure(status: int, reason: str, as_json: bool) -> tuple[bytes, str]:
     """An error answer body: a ``google.rpc.Status`` carrying ``reason``."""
-    return answer(Status(code=_GRPC_CODES.get(status, 2), message=reason), as_json)
+    return answer(Status(code=grpc_code(status), message=reason), as_json)
+
+
+def grpc_code(status: int) -> int:
+    """The gRPC status code that stands for HTTP ``status`` (OTLP's mapping; 2, UNKNOWN, for others)."""
+    return _GRPC_CODES.get(status, 2)
 
 
 def _without_ids(value: Any) -> Any:

@@ -7,20 +7,24 @@ Usage::
     with DetectorService("servewatch.yaml", state_dir="state", listen="127.0.0.1:0",
                          metrics_listen="127.0.0.1:0", interval="1s", bucket="1s") as detector:
         detector.endpoint          # http://127.0.0.1:<port>: point OTEL_EXPORTER_OTLP_ENDPOINT here
+        detector.grpc_address      # with grpc_listen="127.0.0.1:0": OTLP/gRPC (the Collector's `otlp` exporter)
         detector.metrics_url       # http://127.0.0.1:<port>/metrics
         ...                        # producers send; every `interval` each window is evaluated
         detector.evaluate()        # or evaluate right now; returns {(model, signal, window): WindowResult}
         print(detector.table())    # the latest results as a terminal table
 
-``start()`` opens the store (``state_dir``), binds both listeners (port 0 picks a free port: read the bound
-ones back from ``listen_address`` / ``metrics_address``) and starts the evaluation loop; ``stop()`` stops
-accepting, lets the requests in flight finish and commit, and closes the store cleanly. ``submit(profiles)``
-stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``, ``interval`` and
-``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True`` flushes every commit to
-the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated time. ``tls=TlsSettings(...)``
-(:mod:`.tls`) serves every listener over TLS (``endpoint`` and ``metrics_url`` are then ``https://``), with
-client certificates required when it names a client CA; ``metric_limits`` bounds the re-exposed serving
-metrics (:class:`~servewatch.exporters.prometheus_otlp.MetricLimits`).
+``start()`` opens the store (``state_dir``), binds the listeners (port 0 picks a free port: read the bound
+ones back from ``listen_address`` / ``grpc_address`` / ``metrics_address``; ``grpc_listen=None``, the
+default here, opens no OTLP/gRPC port; ``servewatch detect`` opens :4317) and starts the evaluation loop;
+``stop()`` stops accepting, lets the requests in flight finish and commit, and closes the store cleanly.
+``submit(profiles)`` stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``,
+``interval`` and ``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True``
+flushes every commit to the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated
+time. ``tls=TlsSettings(...)`` (:mod:`.tls`) serves every listener over TLS, OTLP/gRPC included
+(``endpoint`` and ``metrics_url`` are then ``https://``), with client certificates required when it names a
+client CA; ``metric_limits`` bounds the re-exposed serving metrics
+(:class:`~servewatch.exporters.prometheus_otlp.MetricLimits`). What changes (a reference ready, a severity,
+rejected profiles) is logged once per change by :mod:`.events`.
 
 ``/readyz`` (``readiness()``) is 503 with the reason while the store is closed, the receiver is not listening,
 the detector is stopping, or the last commit failed (a full disk, say), until a commit succeeds again
@@ -34,7 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -50,11 +54,15 @@ from ...spec import Spec, load_spec
 from ...wire import Limits, decode_request
 from .committer import Committer
 from .evaluator import Evaluator, WindowResult, format_table
+from .events import Events
 from .gauges import Activity, Gauges
 from .receiver import Receiver, ReceiverLimits
 from .store import Store
 from .tiers import Layout
 from .tls import TlsSettings
+
+if TYPE_CHECKING:
+    from .grpc_receiver import GrpcReceiver
 
 __all__ = ["DetectorService", "parse_address"]
 
@@ -98,7 +106,7 @@ class DetectorService:
                  bucket: float | str | None = None, retention: float | str | None = None, token: str | None = None,
                  limits: ReceiverLimits | None = None, max_series: int = 1000,
                  metric_limits: MetricLimits | None = None, tls: TlsSettings | None = None, fsync: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, grpc_listen: str | tuple[str, int] | None = None) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec) if spec is not None else Spec()
         settings = self.spec.detector
         self.state_dir = os.fspath(state_dir)
@@ -113,6 +121,8 @@ class DetectorService:
         self.clock = clock
         self._listen = parse_address(listen)
         self._metrics_listen = parse_address(metrics_listen)
+        self._grpc_listen = parse_address(grpc_listen) if grpc_listen is not None else None
+        self.events = Events(self.spec)
         self.activity = Activity()
         self.metrics = OtlpMetrics(limits=metric_limits, clock=clock)
         self.activity.metrics = self.metrics
@@ -125,6 +135,7 @@ class DetectorService:
         self.evaluator: Evaluator | None = None
         self.committer: Committer | None = None
         self.receiver: Receiver | None = None
+        self.grpc_receiver: GrpcReceiver | None = None
         self.metrics_server: MetricsServer | None = None
         self._results: dict[tuple[str, str, str], WindowResult] = {}
         self._evaluating = threading.Lock()
@@ -149,6 +160,14 @@ class DetectorService:
             self.metrics_server = _bind(self._metrics_listen, lambda: MetricsServer(
                 self.exposition, self._metrics_listen, ready=lambda: self.readiness() or True,
                 tls=self._tls_context).start())
+            if self._grpc_listen is not None:
+                from .grpc_receiver import GrpcReceiver, server_credentials  # grpcio loads only where gRPC is served
+
+                grpc_listen = self._grpc_listen
+                credentials = server_credentials(self.tls) if self.tls is not None else None
+                self.grpc_receiver = _bind(grpc_listen, lambda: GrpcReceiver(
+                    grpc_listen, handlers.values(), token=self.token, limits=self.limits,
+                    credentials=credentials, on_request=self.activity.request).start())
         except BaseException:
             self.stop()
             raise
@@ -160,6 +179,11 @@ class DetectorService:
                          "reads the model, feature and signal names, their severities and the producers' serving "
                          "metrics", _netloc(*self.metrics_address),
                          " (every interface)" if self._metrics_listen[0] in ("0.0.0.0", "::") else "")
+        if self.token is None and not certified and self._grpc_listen is not None \
+                and not _loopback(self._grpc_listen[0]) and self._grpc_listen[0] != self._listen[0]:
+            _log.warning("receiving OTLP/gRPC on %s without a token: anyone who can reach it can send data",
+                         self._grpc_listen[0])
+        self.events.started()
         self._stopping.clear()
         self._loop = threading.Thread(target=self._run, name="servewatch-evaluation", daemon=True)
         self._loop.start()
@@ -170,6 +194,8 @@ class DetectorService:
         self._stopping.set()
         if self.receiver is not None:
             self.receiver.stop(timeout)
+        if self.grpc_receiver is not None:
+            self.grpc_receiver.stop(timeout)
         if self.committer is not None:
             self.committer.stop(timeout)
         if self._loop is not None:
@@ -180,6 +206,7 @@ class DetectorService:
             if self.store is not None:
                 self.store.close()
         self.receiver = self.committer = self.metrics_server = self._loop = None
+        self.grpc_receiver = None
 
     def __enter__(self) -> DetectorService:
         return self.start()
@@ -206,6 +233,13 @@ class DetectorService:
         return self.receiver.address if self.receiver is not None else self._listen
 
     @property
+    def grpc_address(self) -> tuple[str, int] | None:
+        """The bound OTLP/gRPC (host, port), None without a gRPC listener."""
+        if self.grpc_receiver is not None:
+            return self.grpc_receiver.address
+        return self._grpc_listen
+
+    @property
     def metrics_address(self) -> tuple[str, int]:
         return self.metrics_server.address if self.metrics_server is not None else self._metrics_listen
 
@@ -225,7 +259,9 @@ class DetectorService:
     def describe(self) -> str:
         """One line saying what the detector listens on (what ``servewatch detect`` prints at start)."""
         models = len(self.spec.models)
-        return (f"servewatch detect: receiving OTLP/HTTP on {self.endpoint} (/v1/logs, /v1/metrics), "
+        grpc_address = self.grpc_address
+        grpc_text = f"OTLP/gRPC on {_netloc(*grpc_address)}, " if grpc_address is not None else ""
+        return (f"servewatch detect: receiving OTLP/HTTP on {self.endpoint} (/v1/logs, /v1/metrics), {grpc_text}"
                 f"serving {self.metrics_url} (/healthz, /readyz), state in {self.state_dir}, "
                 f"{models} model{'s' * (models != 1)} in the spec, bucket {format_duration(self.layout.bucket)}, "
                 f"evaluating every {format_duration(self.interval)}"
@@ -245,6 +281,8 @@ class DetectorService:
             self.activity.profiles(accepted=outcome == "accepted", duplicates=outcome == "duplicate",
                                    rejected=[outcome] if outcome in _STORE_REASONS else [], model=profile.model,
                                    at=now)
+            if outcome in _STORE_REASONS:
+                self.events.rejected(outcome, f"profile {profile.model}/{profile.signal}: {_STORE_REASONS[outcome]}")
         return outcomes
 
     def _on_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse:
@@ -254,6 +292,8 @@ class DetectorService:
         reasons += [(outcome, _STORE_REASONS[outcome]) for outcome in outcomes if outcome in _STORE_REASONS]
         self.activity.profiles(ignored=decoded.ignored, rejected=[reason for reason, _ in reasons
                                                                   if reason not in _STORE_REASONS])
+        for message in decoded.rejected:
+            self.events.rejected(_wire_reason(message), message)
         response = ExportLogsServiceResponse()
         if reasons:
             response.partial_success.rejected_log_records = len(reasons)
@@ -282,6 +322,7 @@ class DetectorService:
             self._published.set(self._gauges.families(results))
             self.activity.evaluation_seconds = time.perf_counter() - started
             self._results = results
+            self.events.evaluated(results)
             return results
 
     def results(self) -> dict[tuple[str, str, str], WindowResult]:

@@ -1,12 +1,12 @@
 """A FastAPI model server instrumented with servewatch's generic API (any Python server works the same way).
 
-Run it against a detector on this machine::
+Run it against a detector on this machine (README.md has the whole quick start: a reference from training
+rows, the detector, this server, traffic with a shift)::
 
     servewatch detect --spec examples/generic/servewatch.yaml --state /tmp/sw-state &    # OTLP on :4318
     SERVEWATCH_SPEC=examples/generic/servewatch.yaml \\
         uvicorn --app-dir examples/generic app:app --port 8000
-    curl -s localhost:8000/fraud -H 'content-type: application/json' \\
-        -d '[{"amount": 120.5, "age": 31, "country": "DE"}]'
+    python examples/generic/traffic.py --seconds 20 --shift amount=3
     curl -s localhost:9108/metrics | grep servewatch_
 
 Three ways to say what a model receives and answers:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,8 @@ from servewatch.detectors.service import Layout, Store
 from servewatch.profile import Profile
 from servewatch.spec import load_spec
 from servewatch.wire import EVENT_NAME, encode_profiles, profile_record
+
+from .conftest import wait_until as _wait
 
 pytestmark = pytest.mark.integration
 
@@ -77,17 +79,6 @@ class Detector:
 def _data(rng: np.random.Generator, rows: int, shift: float) -> dict[str, object]:
     return {"amount": rng.normal(100.0 + shift, 20.0, rows), "age": rng.normal(40.0, 8.0, rows),
             "country": rng.choice(["US", "DE", "FR"], rows, p=[0.5, 0.3, 0.2])}
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

@@ -145,7 +145,7 @@ def test_fastapi_app_exports_exact_profiles_and_metrics() -> None:
 def detector(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     spec = tmp_path / "servewatch.yaml"
     reference = tmp_path / "fraud.pb"
-    spec.write_text((EXAMPLE / "servewatch.yaml").read_text().replace("windows: [5m, 1h]\n    reference: {warmup: 10m}",
+    spec.write_text((EXAMPLE / "servewatch.yaml").read_text().replace("windows: [5m, 1h]\n    reference: fraud.pb",
                                                                        f"windows: [5s]\n    min_samples: 50\n"
                                                                        f"    reference: {reference}")
                     + "detector: {bucket: 1s, interval: 1s, retention: 1h}\n")
