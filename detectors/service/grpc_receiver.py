@@ -38,7 +38,6 @@ silently sharing the traffic). No HTTP/2 is written here: grpcio serves it.
 from __future__ import annotations
 
 import errno
-import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -54,7 +53,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from .committer import Unavailable
 from .events import Throttle
 from .otlp import PROTOBUF, RequestError, grpc_code, parse
-from .receiver import Handler, ReceiverLimits
+from .receiver import Handler, ReceiverLimits, bearer_matches
 from .tls import TlsSettings
 
 __all__ = ["GrpcReceiver", "method_name", "server_credentials"]
@@ -195,7 +194,7 @@ class GrpcReceiver:
         given = dict(context.invocation_metadata()).get("authorization", "")
         if isinstance(given, bytes):
             given = given.decode("latin-1")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+        if not bearer_matches(given, self.token):
             raise RequestError(401, "missing or wrong bearer token (metadata authorization: Bearer <token>)")
 
     @contextmanager

@@ -43,12 +43,19 @@ from ...exporters.listener import ConnectionLimits, Exchange, Listener, peer_of
 from .committer import Unavailable
 from .otlp import RequestError, answer, decompress, failure, media_type, parse
 
-__all__ = ["Handler", "Receiver", "ReceiverLimits"]
+__all__ = ["Handler", "Receiver", "ReceiverLimits", "bearer_matches"]
 
 _log = logging.getLogger("servewatch.detect")
 
 Handler = tuple[type[Message], Callable[[Any], Message]]
 """(request message class, function of the parsed request returning the response message)."""
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an ``Authorization`` value (HTTP header or gRPC metadata) carries ``token`` as a bearer token; the
+    scheme is case-insensitive (RFC 7235), the token compared in constant time."""
+    scheme, _, given = authorization.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 @dataclass(frozen=True)
@@ -149,8 +156,7 @@ class _Request(Exchange):
         token = self.server.token
         if token is None:
             return
-        scheme, _, given = self.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if not bearer_matches(self.headers.get("Authorization", ""), token):
             raise RequestError(401, "missing or wrong bearer token")
 
     def _length(self) -> int | None:

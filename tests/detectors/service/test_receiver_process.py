@@ -262,6 +262,46 @@ def test_mutual_tls_refuses_clients_without_a_certificate_of_the_ca(detect: Call
     assert "anonymous" not in page and "stranger" not in page
 
 
+def test_the_grpc_listener_takes_the_same_tls_settings(detect: Callable[..., Detector], certificates: Certificates,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """--tls-* cover OTLP/gRPC too: the real gRPC metric exporter with the CA and a client certificate gets
+    through, without a client certificate it is refused."""
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    from servewatch.exporters.metrics import MetricsPipeline
+
+    detector = detect("--tls-cert", str(certificates.server), "--tls-key", str(certificates.server_key),
+                      "--tls-client-ca", str(certificates.ca), env={"SERVEWATCH_DETECTOR_TOKEN": "s3cret"})
+    found = re.search(r"OTLP/gRPC on (\S+),", detector.output[-1])
+    assert found is not None, detector.output[-1]
+
+    def send(name: str, client: tuple[Path, Path] | None) -> bool:
+        _otlp_env(monkeypatch, detector, certificates.ca, client)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"https://{found.group(1)}")
+        exporter = OTLPMetricExporter(timeout=3)
+        results: list[MetricExportResult] = []
+        original = exporter.export
+
+        def export(*args: object, **kwargs: object) -> MetricExportResult:
+            results.append(original(*args, **kwargs))  # type: ignore[arg-type]
+            return results[-1]
+
+        exporter.export = export  # type: ignore[method-assign]
+        pipeline = MetricsPipeline(Resource.create({"service.name": name, "service.instance.id": "g1"}), exporter,
+                                   timeout=5.0)
+        pipeline.meter().create_counter("servewatch_grpc_tls_requests").add(2)
+        pipeline.collect()
+        pipeline.shutdown()
+        return results == [MetricExportResult.SUCCESS]
+
+    assert send("grpc-mtls", (certificates.client, certificates.client_key))
+    assert not send("grpc-anonymous", None)
+    mine = (str(certificates.client), str(certificates.client_key))
+    page = requests.get(detector.metrics_url, verify=str(certificates.ca), cert=mine, timeout=10).text
+    assert 'job="grpc-mtls"' in page and "grpc-anonymous" not in page
+
+
 def test_bad_tls_flags_end_in_one_line(tmp_path: Path, certificates: Certificates) -> None:
     servewatch = str(Path(sys.executable).with_name("servewatch"))
     cases = [(["--tls-cert", str(certificates.server)], "--tls-cert and --tls-key go together"),
