@@ -16,6 +16,15 @@ rule per distinct column override; the comparison is ``>=``, as the detector's o
 ``ServewatchDataQualityRuleViolated`` covers the other rules the detector checks (invalid, allowed,
 new_category, constant, volume); ``ServewatchWindowTooFewSamples`` (info) says a window has too few values
 for drift statistics. ``for`` and ``keep_firing_for`` come from :class:`~servewatch.alerts.config.Timing`.
+
+The drift alerts read a recording rule per statistic, :func:`held` (``feature:servewatch_drift_ks:held``),
+not the gauge itself: the statistic where it is above the level noise alone reaches
+(``servewatch_drift_<statistic>_noise``, where the detector exports one: below it the statistic decides
+nothing), and while the column's verdict is unknown (``servewatch_verdict_unknown``: no traffic, too few
+values, no reference) its last such value. So an alert does not resolve because traffic stopped; it resolves
+once a known verdict says the drift ended (or the column is gone). The rule holds by reading its own previous
+value, so the hold lasts as long as the verdict stays unknown and the rule keeps being evaluated (within
+Prometheus' lookback of five minutes).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from servewatch.spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column
 
 from .config import Timing
 from .promql import Matcher, none_of, one_of, selector
-from .rule import Alert
+from .rule import Alert, Recording
 from .scope import Scope
 
 __all__ = [
@@ -38,6 +47,8 @@ __all__ = [
     "STATISTIC_NAMES",
     "Clause",
     "drift_alerts",
+    "drift_records",
+    "held",
     "quality_alerts",
     "statistics_of",
     "threshold_clauses",
@@ -119,6 +130,22 @@ def threshold_clauses(scope: Scope, signal: str, statistic: str, tier: str) -> l
     return clauses
 
 
+def held(statistic: str) -> str:
+    """The recording rule the drift alerts on ``statistic`` read (see the module docstring)."""
+    return f"feature:servewatch_drift_{statistic}:held"
+
+
+def drift_records(statistics: Iterable[str]) -> list[Recording]:
+    """The :func:`held` recording rule of each of ``statistics`` (every model's columns alike)."""
+    records = []
+    for statistic in statistics:
+        metric = f"servewatch_drift_{statistic}"
+        decided = f"{metric}\n  unless\n  {metric} <= {metric}_noise"
+        kept = f"{held(statistic)}\n  and ignoring (reason)\n  servewatch_verdict_unknown == 1"
+        records.append(Recording(held(statistic), f"(\n  {decided}\n)\nor\n(\n  {kept}\n)"))
+    return records
+
+
 def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
     """Warning and critical drift alerts of every statistic with a threshold, for both signals."""
     alerts = []
@@ -128,7 +155,7 @@ def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
                 clauses = threshold_clauses(scope, signal, statistic, tier)
                 if not clauses:
                     continue
-                metric = f"servewatch_drift_{statistic}"
+                metric = held(statistic)
                 expr = _union(
                     f"{selector(metric, model=scope.label, signal=signal, feature=c.feature_matcher())} "
                     f">= {c.value:g}"

@@ -13,7 +13,9 @@ Each listed column's missing and out-of-range ratios are fed just over their lim
 or far above where the column has no limit (quiet); one violated and three kept rules, a window one sample
 short of ``min_samples`` and one with enough. Staleness: a model whose profiles stopped arriving at time 0
 is quiet at ``stale_after`` and fires ``ServewatchModelProfilesStale`` once the rule's ``for`` has passed too;
-one whose profiles keep arriving never fires.
+one whose profiles keep arriving never fires. Traffic: a model whose shortest window empties (its rows drop
+to 0) fires ``ServewatchModelTrafficStopped`` once the rule's ``for`` has passed, one still serving and one
+that never had traffic do not.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from .harness import SYNTHETIC, Firing, Harness, series
 from .scope import Scope
 
-__all__ = ["quality_test", "stale_test"]
+__all__ = ["quality_test", "stale_test", "traffic_test"]
 
 
 def quality_test(harness: Harness, scope: Scope) -> dict[str, Any]:
@@ -105,3 +107,23 @@ def stale_test(harness: Harness, scope: Scope) -> dict[str, Any]:
     evals = [(stale, []), (when, [(old, "warning", harness.aligned(when))])]
     checks = harness.checks("ServewatchModelProfilesStale", evals)
     return harness.group(f"profiles of {scope.title} stop arriving", inputs, checks)
+
+
+def traffic_test(harness: Harness, scope: Scope) -> dict[str, Any]:
+    """The test group of ``scope``'s traffic that stops."""
+    hold, _ = harness.hold(scope)
+    step = harness.step
+    stop = harness.aligned(hold)
+    n = harness.samples(stop + 2 * hold + 4 * step)
+    shortest = min(scope.model.windows, key=lambda window: window.seconds).name
+    base = {**harness.job, **harness.model_labels(scope), "window": shortest}
+    rows = {"stopped": f"100x{int(stop // step) - 1} 0x{n}", "serving": f"100x{n}", "idle": f"0x{n}"}
+    inputs = [
+        {"series": series("servewatch_window_rows", {**base, "signal": signal, "case": case}), "values": values}
+        for case, values in rows.items()
+        for signal in ("input", "prediction")
+    ]
+    stopped = {**base, "case": "stopped"}
+    evals = [(stop + hold - step, []), (stop + hold + 2 * step, [(stopped, "critical", 0.0)])]
+    checks = harness.checks("ServewatchModelTrafficStopped", evals)
+    return harness.group(f"traffic of {scope.title} stops", inputs, checks)
