@@ -15,7 +15,7 @@ rule). A window whose buckets and reference did not change since the last evalua
 Without a reference yet, a window gets its sample counts only.
 
 Verdicts. A column's verdict is its severity (``ok``, ``warning``, ``critical``) or ``unknown``, with one of
-:data:`UNKNOWN_REASONS`: ``no_traffic`` (the window holds none of its values), ``too_few_values`` (fewer than
+:data:`UNKNOWN_REASONS`: ``no_traffic`` (the window holds none of its values, whatever the reference), ``too_few_values`` (fewer than
 ``min_samples`` in the window or the reference: an ``ok`` there is no promise), ``reference_not_ready`` (the
 reference is not complete yet, see :mod:`~servewatch.detectors.service.references`) or
 ``reference_unavailable`` (it will not become ready on its own: a file that cannot be read, a range the
@@ -167,9 +167,9 @@ class Evaluator:
 def _unknown(report: Report | None, reference: Found, samples: Mapping[str, int],
              min_samples: int) -> dict[str, str]:
     """column -> why its verdict is unknown, for the columns whose verdict is (see the module docstring)."""
-    if report is None:
+    if report is None:  # no traffic says more than the reference's state
         why = "reference_not_ready" if reference.pending else "reference_unavailable"
-        return {name: why for name in samples}
+        return {name: why if count else "no_traffic" for name, count in samples.items()}
     unknown = {}
     for name, column in report.columns.items():
         thin = column.samples < min_samples or column.reference_samples < min_samples

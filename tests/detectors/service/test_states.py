@@ -66,6 +66,9 @@ def test_an_offset_reference_waits_until_its_past_window_is_wholly_held(store_fa
     assert _value(drifted, "servewatch_drift_severity", feature="amount") == [2.0]
     assert _value(drifted, "servewatch_window_state", state="critical") == [1.0]
     assert _value(drifted, "servewatch_detector_reference_ready") == [1.0]
+    # traffic stops: once the window 20 s back is empty too, no traffic is still the reason given
+    silent = evaluator.evaluate(T0 + 70)[("fraud", "input", "5s")]
+    assert silent.report is None and silent.unknown == {"amount": "no_traffic", "age": "no_traffic"}
 
 
 def test_a_range_reference_older_than_the_first_data_is_never_partial(store_factory: Callable[..., Store],
