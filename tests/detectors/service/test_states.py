@@ -3,6 +3,7 @@ gauges that say so (``servewatch_window_state``, ``servewatch_verdict_unknown``,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from servewatch.detectors.service import Store
@@ -114,6 +115,9 @@ def test_traffic_that_stops_is_unknown_not_ok(store_factory: Callable[..., Store
     assert {key: result.severity for key, result in silent.items()} == {("fraud", "input", "5s"): "unknown",
                                                                        ("fraud", "input", "30s"): "unknown"}
     assert _value(silent, "servewatch_window_state", state="unknown") == [1.0, 1.0]
+    assert json.loads(json.dumps(silent[("fraud", "input", "5s")].to_dict()))["unknown"]["amount"] == "no_traffic"
+    # once the retention dropped its last bucket the series is gone, not silent: no results
+    assert evaluator.evaluate(T0 + 3 * 3600) == {}
 
 
 def test_a_thin_window_is_unknown_and_a_full_one_is_judged(store_factory: Callable[..., Store],
