@@ -68,39 +68,29 @@ def test_unit_tests_fail_without_keep_firing_for(golden_spec: Spec, tmp_path: Pa
     assert 'case="timing"' in tested.stdout + tested.stderr  # the alert resolved as soon as the value fell
 
 
-def test_unit_tests_fail_when_drift_resolves_on_an_unknown_verdict(golden_spec: Spec, tmp_path: Path, promtool) -> None:
-    """The hold is tested: without it the alert of a series that stopped while unknown resolves."""
-    rules, tests = write_rules(golden_spec, tmp_path, only="ServewatchInputDrift psi of model fraud")
-    text = rules.read_text()
-    unheld = text.replace("servewatch_verdict_unknown == 1", "servewatch_verdict_unknown == 2")
-    assert unheld != text
-    rules.write_text(unheld)
-    tested = promtool("test", "rules", tests, cwd=tmp_path)
-    assert tested.returncode != 0
-    assert 'case="unknown"' in tested.stdout + tested.stderr
-
-
-def test_unit_tests_fail_when_drift_ignores_the_noise_level(golden_spec: Spec, tmp_path: Path, promtool) -> None:
-    rules, tests = write_rules(golden_spec, tmp_path, only="ServewatchInputDrift psi of model fraud")
-    text = rules.read_text()
-    deaf = text.replace("<= servewatch_drift_psi_noise", "<= 0 * servewatch_drift_psi_noise")
-    assert deaf != text
-    rules.write_text(deaf)
-    tested = promtool("test", "rules", tests, cwd=tmp_path)
-    assert tested.returncode != 0
-    assert 'case="noisy"' in tested.stdout + tested.stderr
-
-
-def test_unit_tests_fail_when_stopped_traffic_does_not_page(golden_spec: Spec, tmp_path: Path, promtool) -> None:
-    rules, tests = write_rules(golden_spec, tmp_path, only="traffic of model fraud stops")
+@pytest.mark.parametrize(
+    "group, rule, broken, case",
+    [
+        # without the hold, the alert of a series that stopped while its verdict is unknown resolves
+        ("ServewatchInputDrift psi of model fraud", "servewatch_verdict_unknown == 1",
+         "servewatch_verdict_unknown == 2", "unknown"),
+        # without the noise level, a value sampling noise alone reaches fires
+        ("ServewatchInputDrift psi of model fraud", "<= servewatch_drift_psi_noise",
+         "<= 0 * servewatch_drift_psi_noise", "noisy"),
+        ("traffic of model fraud stops", 'window="5m"}) == 0', 'window="5m"}) < 0', "stopped"),
+    ],
+)
+def test_unit_tests_fail_when_a_verdict_state_rule_breaks(
+    golden_spec: Spec, tmp_path: Path, promtool, group: str, rule: str, broken: str, case: str
+) -> None:
+    rules, tests = write_rules(golden_spec, tmp_path, only=group)
     assert promtool("test", "rules", tests, cwd=tmp_path).returncode == 0
     text = rules.read_text()
-    blind = text.replace('window="5m"}) == 0', 'window="5m"}) < 0')
-    assert blind != text
-    rules.write_text(blind)
+    assert rule in text
+    rules.write_text(text.replace(rule, broken))
     tested = promtool("test", "rules", tests, cwd=tmp_path)
     assert tested.returncode != 0
-    assert 'case="stopped"' in tested.stdout + tested.stderr
+    assert f'case="{case}"' in tested.stdout + tested.stderr
 
 
 def test_every_alert_follows_the_conventions(any_spec: Spec) -> None:
