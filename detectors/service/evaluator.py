@@ -15,11 +15,11 @@ rule). A window whose buckets and reference did not change since the last evalua
 Without a reference yet, a window gets its sample counts only.
 
 Verdicts. A column's verdict is its severity (``ok``, ``warning``, ``critical``) or ``unknown``, with one of
-:data:`UNKNOWN_REASONS`: ``no_traffic`` (the window holds none of its values, whatever the reference), ``too_few_values`` (fewer than
-``min_samples`` in the window or the reference: an ``ok`` there is no promise), ``reference_not_ready`` (the
-reference is not complete yet, see :mod:`~servewatch.detectors.service.references`) or
-``reference_unavailable`` (it will not become ready on its own: a file that cannot be read, a range the
-detector does not hold). A window's state (:data:`STATES`) is the worst verdict among its known columns and
+:data:`UNKNOWN_REASONS`: ``no_traffic`` (the window holds none of its values, whatever the reference),
+``too_few_values`` (fewer than ``min_samples`` in the window or the reference: an ``ok`` there is no promise),
+``reference_not_ready`` (the reference is not complete yet, see
+:mod:`~servewatch.detectors.service.references`) or ``reference_unavailable`` (it will not become ready on
+its own: a file that cannot be read, a range the detector does not hold). A window's state (:data:`STATES`) is the worst verdict among its known columns and
 model-level rules, ``unknown`` when none is known. A series that stopped receiving profiles keeps being
 evaluated (its windows empty, their verdicts ``no_traffic``) for as long as the store holds any of its buckets.
 """
