@@ -9,7 +9,7 @@ Usage::
 
 Groups, in order: ``servewatch.serving.rules`` (recording rules), ``servewatch.serving`` (error-budget burn,
 latency), ``servewatch.detector`` (detector down, profiles rejected, instrumentation errors),
-``servewatch.drift.rules`` (the held drift statistics the drift alerts read), then one group per listed model
+``servewatch.held.rules`` (the held gauges the drift and quality alerts read), then one group per listed model
 (``servewatch.model:<name>``: drift, data quality, thin windows, stale profiles, stopped traffic) and
 ``servewatch.unlisted-models`` for the models the spec does not list, under its defaults.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from servewatch.spec import Spec
 
 from .config import Config
-from .drift import DRIFT_ALERTS, STATISTICS, drift_alerts, drift_records, quality_alerts, statistics_of
+from .drift import drift_alerts, held_records, quality_alerts
 from .rule import Group, dump_groups
 from .scope import scopes
 from .serving import detector_alerts, serving_rules, stale_alert, traffic_alert
@@ -42,10 +42,8 @@ def rule_groups(spec: Spec, config: Config | None = None) -> list[Group]:
         rules = [*drift_alerts(scope, timing), *quality_alerts(scope, timing), stale_alert(scope, timing),
                  traffic_alert(scope, timing)]
         models.append(Group(scope.group, tuple(rules)))
-    used = {name for scope in scopes(spec) for signal in DRIFT_ALERTS for name in statistics_of(scope, signal)}
-    statistics = [name for name in STATISTICS if name in used]
-    if statistics:
-        groups.append(Group("servewatch.drift.rules", tuple(drift_records(statistics))))
+    records = held_records(alert for group in models for alert in group.alerts())
+    groups.append(Group("servewatch.held.rules", tuple(records)))
     return groups + models
 
 

@@ -21,8 +21,8 @@ Per (model, signal, feature, window), the names of DESIGN.md:
 - ``servewatch_verdict_unknown`` (label ``reason``, one of ``UNKNOWN_REASONS``; 1): per column whose verdict
   is unknown, instead of a severity;
 - ``servewatch_quality_<ratio>`` (missing, invalid, out_of_range, not_allowed, new_category) where defined,
-  and ``servewatch_quality_rule_violated`` (label ``rule``; 0/1; the model-level ``volume`` rule has
-  ``feature=""``);
+  and ``servewatch_quality_rule_violated`` (label ``rule``; 0/1, only where the rule had something to
+  measure; the model-level ``volume`` rule has ``feature=""``);
 
 Per (model, signal, window): ``servewatch_window_rows`` (rows in the window, 0 once traffic stopped),
 ``servewatch_window_state`` (label ``state``, one of ``STATES``: 1 for the window's state, 0 for the others)
@@ -141,7 +141,8 @@ def _samples(result: WindowResult) -> dict[str, list[Sample]]:
             if ratio is not None and name in _QUALITY:
                 add(f"servewatch_quality_{name}", labels, ratio)
         for rule in column.rules.values():
-            add("servewatch_quality_rule_violated", {**labels, "rule": rule.rule}, 1.0 if rule.violated else 0.0)
+            if rule.value is not None:  # a rule with nothing to measure (an empty window) is neither
+                add("servewatch_quality_rule_violated", {**labels, "rule": rule.rule}, 1.0 if rule.violated else 0.0)
     for rule in result.report.rules.values():
         add("servewatch_quality_rule_violated", {**_labels(result, ""), "rule": rule.rule},
             1.0 if rule.violated else 0.0)

@@ -78,6 +78,12 @@ def test_unit_tests_fail_without_keep_firing_for(golden_spec: Spec, tmp_path: Pa
         ("ServewatchInputDrift psi of model fraud", "<= servewatch_drift_psi_noise",
          "<= 0 * servewatch_drift_psi_noise", "noisy"),
         ("traffic of model fraud stops", 'window="5m"}) == 0', 'window="5m"}) < 0', "stopped"),
+        # a missing ratio over its limit that the detector's rule does not find violated must not fire
+        ("data quality of model fraud", 'servewatch_quality_rule_violated{rule="missing"} == 1',
+         'servewatch_quality_rule_violated{rule="missing"} >= 0', "noise"),
+        # without the hold, a ratio or rule whose column's verdict turned unknown resolves
+        ("data quality of model fraud", "servewatch_verdict_unknown == 1", "servewatch_verdict_unknown == 2",
+         "unknown"),
     ],
 )
 def test_unit_tests_fail_when_a_verdict_state_rule_breaks(

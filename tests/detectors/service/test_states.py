@@ -93,7 +93,9 @@ def test_a_range_reference_older_than_the_first_data_is_never_partial(store_fact
 def test_traffic_that_stops_is_unknown_not_ok(store_factory: Callable[..., Store],
                                               profile: Callable[..., Profile]) -> None:
     store = store_factory(bucket=1.0, retention=3600.0)
-    evaluator = Evaluator(_spec(reference={"warmup": "5s"}, windows=["5s", "30s"]), store)
+    spec = _spec(reference={"warmup": "5s"}, windows=["5s", "30s"],
+                 features=[{"name": "amount", "rules": {"max_missing_ratio": 0.1}}, {"name": "age"}])
+    evaluator = Evaluator(spec, store)
     _feed(store, profile, "fraud", range(1, 8))
     _feed(store, profile, "fraud", range(8, 21), shift=2.0)
     drifting = evaluator.evaluate(T0 + 21)
@@ -109,6 +111,9 @@ def test_traffic_that_stops_is_unknown_not_ok(store_factory: Callable[..., Store
     assert _value(stopped, "servewatch_window_rows", window="5s") == [0.0]
     assert _value(stopped, "servewatch_window_state", window="5s", state="unknown") == [1.0]
     assert _value(stopped, "servewatch_window_state", window="5s", state="ok") == [0.0]
+    # a rule with nothing to measure is neither violated nor kept: no sample, where the 30 s window has one
+    assert _value(stopped, "servewatch_quality_rule_violated", window="5s") == []
+    assert _value(stopped, "servewatch_quality_rule_violated", window="30s", rule="missing") == [0.0]
     assert "unknown: 2 columns (no_traffic)" in format_table(stopped.values())
     # long after: every window is empty, and still reported as such (the gauges do not vanish)
     silent = evaluator.evaluate(T0 + 600)
