@@ -19,7 +19,8 @@ Verdicts. A column's verdict is its severity (``ok``, ``warning``, ``critical``)
 ``too_few_values`` (fewer than ``min_samples`` in the window or the reference: an ``ok`` there is no promise),
 ``reference_not_ready`` (the reference is not complete yet, see
 :mod:`~servewatch.detectors.service.references`) or ``reference_unavailable`` (it will not become ready on
-its own: a file that cannot be read, a range the detector does not hold). A window's state (:data:`STATES`) is the worst verdict among its known columns and
+its own: a file that cannot be read, a range the detector does not hold, a reference without the column). A
+window's state (:data:`STATES`) is the worst verdict among its known columns and
 model-level rules, ``unknown`` when none is known. A series that stopped receiving profiles keeps being
 evaluated (its windows empty, their verdicts ``no_traffic``) for as long as the store holds any of its buckets.
 """
@@ -174,7 +175,8 @@ def _unknown(report: Report | None, reference: Found, samples: Mapping[str, int]
     for name, column in report.columns.items():
         thin = column.samples < min_samples or column.reference_samples < min_samples
         if column.severity == "unknown" or (thin and column.severity == "ok"):
-            unknown[name] = "no_traffic" if column.samples == 0 else "too_few_values"
+            unknown[name] = ("no_traffic" if column.samples == 0 else
+                             "reference_unavailable" if column.reference_samples == 0 else "too_few_values")
     return unknown
 
 

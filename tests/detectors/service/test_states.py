@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 from servewatch.detectors.service import Store
 from servewatch.detectors.service.evaluator import Evaluator, WindowResult, format_table
 from servewatch.detectors.service.gauges import result_families
 
 from servewatch.profile import Profile
 from servewatch.spec import Spec, parse_spec
+from servewatch.wire import encode_profiles
 
 T0 = 1_700_002_800.0
 
@@ -137,3 +140,21 @@ def test_a_thin_window_is_unknown_and_a_full_one_is_judged(store_factory: Callab
     assert thin.severity == "unknown"
     assert _value(results, "servewatch_verdict_unknown", reason="too_few_values") == [1.0, 1.0]
     assert _value(results, "servewatch_drift_severity") == []
+
+
+def test_a_reference_file_without_the_column_or_unreadable_is_unavailable(store_factory: Callable[..., Store],
+                                                                          profile: Callable[..., Profile],
+                                                                          tmp_path: Path) -> None:
+    reference = tmp_path / "ref.pb"
+    reference.write_bytes(encode_profiles([Profile.from_data({"amount": np.random.default_rng(1).normal(0, 1, 2000)},
+                                                             model="fraud")]))
+    store = store_factory(bucket=1.0, retention=3600.0)
+    evaluator = Evaluator(_spec(reference={"file": str(reference)}), store)
+    _feed(store, profile, "fraud", range(1, 6))
+    result = evaluator.evaluate(T0 + 6)[("fraud", "input", "5s")]
+    assert result.verdict("amount") == "ok" and result.unknown == {"age": "reference_unavailable"}
+    reference.write_bytes(b"not a profile")
+    broken = evaluator.evaluate(T0 + 6.5)[("fraud", "input", "5s")]
+    assert broken.report is None and broken.unknown == {"amount": "reference_unavailable",
+                                                        "age": "reference_unavailable"}
+    assert "cannot be used" in (broken.reason or "")
