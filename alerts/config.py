@@ -107,6 +107,14 @@ class Timing:
         """
         return max(_shortest(model), 2.0 * self.interval)
 
+    def traffic_lookback(self, model: ModelSpec) -> float:
+        """How far back a model counts as having received traffic: a day (scaled), or its longest window.
+
+        Its shortest window emptying pages only if it held rows within this lookback: a model that never
+        had traffic, or stopped longer ago than this, does not.
+        """
+        return max(self.scaled(86400.0), max(window.seconds for window in model.windows))
+
     def stale_after(self, model: ModelSpec) -> float:
         """Seconds without a profile after which a model's shortest window is empty: its drift is unknown."""
         return max(_shortest(model), 4.0 * self.interval)

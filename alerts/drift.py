@@ -16,10 +16,22 @@ rule per distinct column override; the comparison is ``>=``, as the detector's o
 ``ServewatchDataQualityRuleViolated`` covers the other rules the detector checks (invalid, allowed,
 new_category, constant, volume); ``ServewatchWindowTooFewSamples`` (info) says a window has too few values
 for drift statistics. ``for`` and ``keep_firing_for`` come from :class:`~servewatch.alerts.config.Timing`.
+
+The drift and data-quality alerts read a recording rule per gauge, :func:`held`
+(``feature:servewatch_drift_ks:held``), not the gauge itself: what the detector decided on, and while the
+column's verdict is unknown (``servewatch_verdict_unknown``: no traffic, too few values, no reference) its
+last such value. Decided on: a statistic above the level sampling noise alone reaches
+(``servewatch_drift_<statistic>_noise``, where the detector exports one); a missing or out-of-range ratio
+where the detector finds its rule violated (``servewatch_quality_rule_violated``: a ratio of a handful of
+values over its limit is not a violation); a rule's own 0/1. So an alert does not resolve because traffic
+stopped; it resolves once a known verdict says the drift ended (or the column is gone). The rule holds by
+reading its own previous value, so the hold lasts as long as the verdict stays unknown and the rule keeps
+being evaluated (within Prometheus' lookback of five minutes).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +40,7 @@ from servewatch.spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column
 
 from .config import Timing
 from .promql import Matcher, none_of, one_of, selector
-from .rule import Alert
+from .rule import Alert, Recording
 from .scope import Scope
 
 __all__ = [
@@ -38,6 +50,8 @@ __all__ = [
     "STATISTIC_NAMES",
     "Clause",
     "drift_alerts",
+    "held",
+    "held_records",
     "quality_alerts",
     "statistics_of",
     "threshold_clauses",
@@ -119,6 +133,29 @@ def threshold_clauses(scope: Scope, signal: str, statistic: str, tier: str) -> l
     return clauses
 
 
+def held(metric: str) -> str:
+    """The recording rule the alerts read for the detector's gauge ``metric`` (see the module docstring)."""
+    return f"feature:{metric}:held"
+
+
+def held_records(alerts: Iterable[Alert]) -> list[Recording]:
+    """The :func:`held` recording rule of every gauge ``alerts`` read held, in order of first use."""
+    metrics = dict.fromkeys(m for alert in alerts for m in re.findall(r"feature:(servewatch_\w+):held", alert.expr))
+    records = []
+    for metric in metrics:
+        rule = next((r for r, (_, ratio) in RATIO_RULES.items() if ratio == metric), None)
+        if metric.startswith("servewatch_drift_"):
+            known = f"{metric}\n  unless\n  {metric} <= {metric}_noise"
+        elif rule is not None:
+            violated = selector("servewatch_quality_rule_violated", rule=rule)
+            known = f"{metric}\n  and ignoring (rule)\n  {violated} == 1"
+        else:
+            known = metric
+        kept = f"{held(metric)}\n  and ignoring (reason, rule)\n  servewatch_verdict_unknown == 1"
+        records.append(Recording(held(metric), f"(\n  {known}\n)\nor\n(\n  {kept}\n)"))
+    return records
+
+
 def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
     """Warning and critical drift alerts of every statistic with a threshold, for both signals."""
     alerts = []
@@ -128,7 +165,7 @@ def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
                 clauses = threshold_clauses(scope, signal, statistic, tier)
                 if not clauses:
                     continue
-                metric = f"servewatch_drift_{statistic}"
+                metric = held(f"servewatch_drift_{statistic}")
                 expr = _union(
                     f"{selector(metric, model=scope.label, signal=signal, feature=c.feature_matcher())} "
                     f">= {c.value:g}"
@@ -167,7 +204,7 @@ def quality_alerts(scope: Scope, timing: Timing) -> list[Alert]:
         if not clauses:
             continue
         expr = _union(
-            f"{selector(metric, model=scope.label, signal=c.signal, feature=c.feature_matcher())} "
+            f"{selector(held(metric), model=scope.label, signal=c.signal, feature=c.feature_matcher())} "
             f"> {c.value:g}"
             for c in clauses
         )
@@ -186,7 +223,7 @@ def quality_alerts(scope: Scope, timing: Timing) -> list[Alert]:
                 **timed,
             )
         )
-    violated = selector("servewatch_quality_rule_violated", model=scope.label, rule=none_of(RATIO_RULES))
+    violated = selector(held("servewatch_quality_rule_violated"), model=scope.label, rule=none_of(RATIO_RULES))
     alerts.append(
         Alert(
             "ServewatchDataQualityRuleViolated",

@@ -14,7 +14,10 @@ detector's gauge is fed at each tier's threshold (both tiers must fire where the
 and just below the lowest (nothing may fire), the thresholds read with ``ModelSpec.thresholds_for``; a model
 with no listed columns gets one automatic column (feature ``f0``, of unknown type). One more series checks the
 timing: nothing fires before ``for``, the alert keeps firing ``keep_firing_for`` after the value drops, and
-resolves after.
+resolves after. Beside it, the unknown verdict: a series that stops while ``servewatch_verdict_unknown``
+says why keeps firing long after ``keep_firing_for`` (the drift is not known to have ended), one that stops
+without it resolves like the dropped one; and the noise level: the same value at or below
+``servewatch_drift_<statistic>_noise`` fires nothing, above it fires.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def _drift_test(harness: Harness, scope: Scope, signal: str, alertname: str, sta
             inputs.append(
                 {
                     "series": series(f"servewatch_drift_{statistic}", case_labels),
-                    "values": f"{value!r}x{harness.samples(hold + keep + 12 * step)}",
+                    "values": f"{value!r}x{harness.samples(2 * (hold + keep) + 12 * step)}",
                 }
             )
             constant += [(case_labels, tier, value) for tier in tiers]
@@ -100,9 +103,29 @@ def _drift_test(harness: Harness, scope: Scope, signal: str, alertname: str, sta
             }
         )
         fired = [(timed, tier, value) for tier in tiers]
-        evals[1] = (hold + 2 * step, constant + fired)
-        evals.append((drop + keep / 2, constant + fired))
-        evals.append((drop + keep + 2 * step, constant))
+        later = harness.samples(2 * (hold + keep) + 12 * step)
+        metric = f"servewatch_drift_{statistic}"
+        stopped = {}
+        for case in ("unknown", "gone"):
+            stopped[case] = {**labels, "case": case}
+            inputs.append({"series": series(metric, stopped[case]), "values": f"{value!r}x{up - 1} stale _x{later}"})
+        inputs.append(
+            {
+                "series": series("servewatch_verdict_unknown", {**stopped["unknown"], "reason": "no_traffic"}),
+                "values": f"_x{up} 1x{later}",
+            }
+        )
+        for case, noise in (("noisy", value), ("clear", value / 2)):
+            noisy = {**labels, "case": case}
+            inputs.append({"series": series(metric, noisy), "values": f"{value!r}x{later}"})
+            inputs.append({"series": series(f"{metric}_noise", noisy), "values": f"{noise!r}x{later}"})
+        clear = [({**labels, "case": "clear"}, tier, value) for tier in tiers]
+        held = [(stopped["unknown"], tier, value) for tier in tiers]
+        gone = [(stopped["gone"], tier, value) for tier in tiers]
+        evals[1] = (hold + 2 * step, constant + fired + held + gone + clear)
+        evals.append((drop + keep / 2, constant + fired + held + gone + clear))
+        evals.append((drop + keep + 2 * step, constant + held + clear))
+        evals.append((drop + 2 * keep + hold, constant + held + clear))
     checks = harness.checks(alertname, evals, {"statistic": statistic})
     return harness.group(f"{alertname} {statistic} of {scope.title}", inputs, checks)
 

@@ -14,7 +14,8 @@ feeds the detector's gauge at each tier's threshold (both tiers must fire where 
 Every test group also checks the timing: nothing fires before ``for``, the alert keeps firing ``keep_firing_for``
 after the value drops, and resolves after. Data-quality limits, window sizes, staleness, the error-budget
 tiers, latency, the detector going down or missing, and rejected profiles are tested the same way, each with a
-firing and a quiet series. Only the annotation text is taken from the generated rule (rendered here with the
+firing and a quiet series; so are the verdict states: a drift alert holds while the verdict is unknown, and
+traffic that stops pages. Only the annotation text is taken from the generated rule (rendered here with the
 few template constructs the rules use), since promtool compares annotations too.
 
 The cases: :mod:`~servewatch.alerts.drift_cases` (drift statistics), :mod:`~servewatch.alerts.quality_cases`
@@ -31,7 +32,7 @@ from servewatch.spec import Spec
 from .config import Config
 from .drift_cases import drift_tests
 from .harness import Harness
-from .quality_cases import quality_test, stale_test
+from .quality_cases import quality_test, stale_test, traffic_test
 from .scope import scopes
 from .serving_cases import serving_tests
 
@@ -44,6 +45,6 @@ def rule_tests(spec: Spec, config: Config | None = None, *, rule_file: str = "ru
     tests = []
     for scope in scopes(spec):
         tests += drift_tests(harness, scope)
-        tests += [quality_test(harness, scope), stale_test(harness, scope)]
+        tests += [quality_test(harness, scope), stale_test(harness, scope), traffic_test(harness, scope)]
     tests += serving_tests(harness)
     return {"rule_files": [rule_file], "evaluation_interval": harness.duration(harness.step), "tests": tests}

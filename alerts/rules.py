@@ -8,8 +8,9 @@ Usage::
     open("rules.yml", "w").write(render_rules(spec, Config()))   # then: promtool check rules rules.yml
 
 Groups, in order: ``servewatch.serving.rules`` (recording rules), ``servewatch.serving`` (error-budget burn,
-latency), ``servewatch.detector`` (detector down, profiles rejected, instrumentation errors), then one group
-per listed model (``servewatch.model:<name>``: drift, data quality, thin windows, stale profiles) and
+latency), ``servewatch.detector`` (detector down, profiles rejected, instrumentation errors),
+``servewatch.held.rules`` (the held gauges the drift and quality alerts read), then one group per listed model
+(``servewatch.model:<name>``: drift, data quality, thin windows, stale profiles, stopped traffic) and
 ``servewatch.unlisted-models`` for the models the spec does not list, under its defaults.
 """
 
@@ -18,10 +19,10 @@ from __future__ import annotations
 from servewatch.spec import Spec
 
 from .config import Config
-from .drift import drift_alerts, quality_alerts
+from .drift import drift_alerts, held_records, quality_alerts
 from .rule import Group, dump_groups
 from .scope import scopes
-from .serving import detector_alerts, serving_rules, stale_alert
+from .serving import detector_alerts, serving_rules, stale_alert, traffic_alert
 
 __all__ = ["alert_names", "render_rules", "rule_groups"]
 
@@ -36,10 +37,14 @@ def rule_groups(spec: Spec, config: Config | None = None) -> list[Group]:
         Group("servewatch.serving", tuple(serving)),
         Group("servewatch.detector", tuple(detector_alerts(config, timing))),
     ]
+    models = []
     for scope in scopes(spec):
-        rules = [*drift_alerts(scope, timing), *quality_alerts(scope, timing), stale_alert(scope, timing)]
-        groups.append(Group(scope.group, tuple(rules)))
-    return groups
+        rules = [*drift_alerts(scope, timing), *quality_alerts(scope, timing), stale_alert(scope, timing),
+                 traffic_alert(scope, timing)]
+        models.append(Group(scope.group, tuple(rules)))
+    records = held_records(alert for group in models for alert in group.alerts())
+    groups.append(Group("servewatch.held.rules", tuple(records)))
+    return groups + models
 
 
 def render_rules(spec: Spec, config: Config | None = None) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "error_ratio_record",
     "serving_rules",
     "stale_alert",
+    "traffic_alert",
 ]
 
 BURN_RATE_TIERS = (
@@ -125,6 +126,26 @@ def stale_alert(scope: Scope, timing: Timing) -> Alert:
         f"The detector has received no profile of model {{{{ $labels.model }}}} for "
         f'{{{{ printf "%.0f" $value }}}} s (more than {format_duration(stale)}): its drift and data-quality '
         "gauges are out of date.",
+        for_=timing.drift_for(scope.model),
+        labels=scope.labels,
+    )
+
+
+def traffic_alert(scope: Scope, timing: Timing) -> Alert:
+    """A model whose shortest window holds no rows now, though it held some within the lookback: its traffic
+    stopped (the detector's own count, so it sees a server that still sends empty profiles as well as one
+    that sends none). Its drift verdicts are unknown meanwhile; the drift alerts hold."""
+    shortest = min(scope.model.windows, key=lambda window: window.seconds)
+    rows = selector("servewatch_window_rows", model=scope.label, window=shortest.name)
+    lookback = format_duration(timing.traffic_lookback(scope.model))
+    return Alert(
+        "ServewatchModelTrafficStopped",
+        f"max without (signal) ({rows}) == 0\nand\nmax without (signal) (max_over_time({rows}[{lookback}])) > 0",
+        "critical",
+        "A model stopped receiving the traffic it used to receive.",
+        f"The {shortest.name} window of model {{{{ $labels.model }}}} holds no rows, though it held some "
+        f"within the last {lookback}: the model receives no traffic (or its profiles stopped), and its "
+        "drift verdicts are unknown.",
         for_=timing.drift_for(scope.model),
         labels=scope.labels,
     )

@@ -6,9 +6,9 @@ Usage::
 
     board = overview_board(spec, Config())    # a Board, for render()
 
-What is firing, the worst drift severity of each model over time, how many columns drift, how long since each
-model's last profile (coloured at each model's own staleness level), then requests, error ratio and p99
-latency per model against the objectives, and the detector's own activity. Variables: ``datasource``,
+What is firing, the worst drift severity of each model over time (or unknown), how many columns drift, how
+long since each model's last profile (coloured at each model's own staleness level), then requests, error
+ratio and p99 latency per model against the objectives, and the detector's own activity. Variables: ``datasource``,
 ``model`` (several, default all) and ``window``.
 """
 
@@ -20,7 +20,7 @@ from servewatch.alerts.scope import scopes
 
 from servewatch.spec import Spec
 
-from .drift import SEVERITY_MAPPINGS
+from .drift import STATE_MAPPINGS
 from .model import time_settings
 from .panel import Board, Panel, Row, Target, Variable, tiers
 from .serving import RATE, error_ratio, rate
@@ -36,6 +36,7 @@ def overview_board(spec: Spec, config: Config) -> Board:
     every = scopes(spec)
     windows = sorted({w for scope in every for w in scope.model.windows}, key=lambda w: w.seconds)
     severity = selector("servewatch_drift_severity", model=_MODELS, window="$window")
+    unknown = selector("servewatch_window_state", model=_MODELS, state="unknown", window="$window")
     last = selector("servewatch_detector_last_profile_timestamp_seconds", model=_MODELS)
     catch_all = every[-1]
     stale_levels = tuple(
@@ -65,11 +66,12 @@ def overview_board(spec: Spec, config: Config) -> Board:
             Panel(
                 "Worst drift severity",
                 "The most severe column of each model over time, $window window: ok, "
-                "warning or critical by the spec's thresholds.",
+                "warning or critical by the spec's thresholds; unknown where no column has a known verdict "
+                "(no traffic, too few values, reference not ready).",
                 "none",
-                (Target(f"max by (model) ({severity})", "{{model}}"),),
+                (Target(f"max by (model) ({severity})\nor\n3 * (max by (model) ({unknown}) == 1)", "{{model}}"),),
                 kind="state-timeline",
-                mappings=SEVERITY_MAPPINGS,
+                mappings=STATE_MAPPINGS,
                 width=12,
             ),
             Panel(

@@ -27,6 +27,7 @@ class Statistic:
     value: float | None
     bound: float | None = None
     reason: str | None = None
+    noise: float | None = None
 
     @property
     def available(self) -> bool:
@@ -38,6 +39,8 @@ class Statistic:
             result["bound"] = self.bound
         if self.reason is not None:
             result["reason"] = self.reason
+        if self.noise is not None:
+            result["noise"] = self.noise
         return result
 
 

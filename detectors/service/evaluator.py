@@ -13,24 +13,41 @@ For each (model, signal) with data and each window of its spec, the window's buc
 rule). A window whose buckets and reference did not change since the last evaluation keeps its report (its
 ``evaluated_at`` moves on).
 Without a reference yet, a window gets its sample counts only.
+
+Verdicts. A column's verdict is its severity (``ok``, ``warning``, ``critical``) or ``unknown``, with one of
+:data:`UNKNOWN_REASONS`: ``no_traffic`` (the window holds none of its values, whatever the reference),
+``too_few_values`` (fewer than ``min_samples`` in the window or the reference: an ``ok`` there is no promise),
+``reference_not_ready`` (the reference is not complete yet, see
+:mod:`~servewatch.detectors.service.references`) or ``reference_unavailable`` (it will not become ready on
+its own: a file that cannot be read, a range the detector does not hold, a reference without the column). A
+window's state (:data:`STATES`) is the worst verdict among its known columns and
+model-level rules, ``unknown`` when none is known. A series that stopped receiving profiles keeps being
+evaluated (its windows empty, their verdicts ``no_traffic``) for as long as the store holds any of its buckets.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ...profile import Profile
 from ...spec import ModelSpec, Spec
 from ...spec import Window as WindowSpec
-from ..report import Report, compare
+from ..report import Report, compare, worst_severity
 from .buckets import BucketIndex
-from .references import References
+from .references import Found, References
 from .store import Series, Store
 from .windows import Loader, Windows
 
-__all__ = ["Evaluator", "WindowResult", "format_table"]
+__all__ = ["Evaluator", "STATES", "UNKNOWN_REASONS", "WindowResult", "format_table"]
+
+STATES = ("ok", "warning", "critical", "unknown")
+"""A window's state: its worst known verdict, or unknown."""
+UNKNOWN_REASONS = ("no_traffic", "too_few_values", "reference_not_ready", "reference_unavailable")
+"""Why a column's verdict is unknown (a bounded label set: ``servewatch_verdict_unknown{reason}``)."""
 
 _log = logging.getLogger("servewatch.detect")
 
@@ -40,7 +57,8 @@ class WindowResult:
     """The latest evaluation of one (model, signal, window).
 
     ``samples``: values per column in the window (what ``servewatch_window_samples`` exports); ``report``:
-    the comparison with the reference, None while there is none (``reason`` says why).
+    the comparison with the reference, None while there is none (``reason`` says why); ``unknown``: the
+    columns whose verdict is unknown, and why (one of :data:`UNKNOWN_REASONS`).
     """
 
     model: str
@@ -53,10 +71,34 @@ class WindowResult:
     reason: str | None = None
     evaluated_at: float = 0.0
     signature: Hashable = field(default=None, compare=False, repr=False)
+    unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def severity(self) -> str:
-        return self.report.severity if self.report is not None else "ok"
+        """The window's state (:data:`STATES`): the worst known verdict, ``unknown`` when none is known."""
+        if self.report is None:
+            return "unknown"
+        known = [column.severity for name, column in self.report.columns.items() if name not in self.unknown]
+        known += ["warning" for rule in self.report.rules.values() if rule.violated]
+        return worst_severity(known) if known else "unknown"
+
+    def verdict(self, column: str) -> str:
+        """The column's verdict: its severity, or ``unknown``."""
+        if column in self.unknown or self.report is None or column not in self.report.columns:
+            return "unknown"
+        return self.report.columns[column].severity
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data: the state, why it is unknown where it is, and the report."""
+        result: dict[str, Any] = {"model": self.model, "signal": self.signal, "window": self.window.name,
+                                  "rows": self.rows, "state": self.severity, "reference": self.reference}
+        if self.reason is not None:
+            result["reason"] = self.reason
+        result["unknown"] = dict(self.unknown)
+        result["samples"] = dict(self.samples)
+        if self.report is not None:
+            result["report"] = self.report.to_dict()
+        return result
 
 
 class Evaluator:
@@ -89,8 +131,8 @@ class Evaluator:
         spec = self.spec.model(series.model)
         since = min(self._oldest(spec, window, now) for window in spec.windows)
         index = self.store.index(series.model, series.signal, since - self.store.layout.tiers[-1].size)
-        if not index:
-            return {}
+        if not index and not self.store.index(series.model, series.signal, -math.inf):
+            return {}  # nothing left of it in the store: gone, not silent
         loader = Loader(self.store, series.model, series.signal)
         return {(series.model, series.signal, window.name): self._window(series, spec, window, loader, index, now)
                 for window in spec.windows}
@@ -119,11 +161,28 @@ class Evaluator:
             samples = {column: profile.columns[column].valid if column in profile.columns else 0
                        for column in names}
         return WindowResult(series.model, series.signal, window, profile.rows, samples, reference.description,
-                            report, reference.reason, now, signature)
+                            report, reference.reason, now, signature,
+                            unknown=_unknown(report, reference, samples, spec.min_samples))
+
+
+def _unknown(report: Report | None, reference: Found, samples: Mapping[str, int],
+             min_samples: int) -> dict[str, str]:
+    """column -> why its verdict is unknown, for the columns whose verdict is (see the module docstring)."""
+    if report is None:  # no traffic says more than the reference's state
+        why = "reference_not_ready" if reference.pending else "reference_unavailable"
+        return {name: why if count else "no_traffic" for name, count in samples.items()}
+    unknown = {}
+    for name, column in report.columns.items():
+        thin = column.samples < min_samples or column.reference_samples < min_samples
+        if column.severity == "unknown" or (thin and column.severity == "ok"):
+            unknown[name] = ("no_traffic" if column.samples == 0 else
+                             "reference_unavailable" if column.reference_samples == 0 else "too_few_values")
+    return unknown
 
 
 def format_table(results: Iterable[WindowResult]) -> str:
-    """A fixed-width table of results, one line per (model, signal, window), worst statistic first."""
+    """A fixed-width table of results, one line per (model, signal, window): its state, worst statistic, drifted
+    columns (or why there is no reference) and how many columns are unknown, and why."""
     results = list(results)
     if not results:
         return "no profiles stored yet"
@@ -137,7 +196,11 @@ def format_table(results: Iterable[WindowResult]) -> str:
             if stats:
                 value, label = max(stats)
                 worst = f"{label}={value:.3f}"
-            status = ", ".join(result.report.drifted) or "-"
+            drifted = [name for name in result.report.columns if result.verdict(name) in ("warning", "critical")]
+            status = ", ".join(drifted) or "-"
+        if result.unknown:
+            reasons = sorted(set(result.unknown.values()))
+            status += f"; unknown: {len(result.unknown)} columns ({', '.join(reasons)})"
         lines.append([result.model, result.signal, result.window.name, str(result.rows), result.severity, worst,
                       status])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]

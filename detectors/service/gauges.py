@@ -14,12 +14,19 @@ Per (model, signal, feature, window), the names of DESIGN.md:
 - ``servewatch_drift_<statistic>`` (``ks``, ``d1``, ``psi``, ``js``, ``hellinger``, ``wasserstein``; for
   categorical columns ``linf``, ``d1``, ``psi``, ``js``, ``hellinger``, ``chi2``, ``cramers_v``) and
   ``servewatch_drift_ks_bound``: only where the statistic has a value (a window or reference below
-  ``min_samples`` has none), only once a reference exists;
-- ``servewatch_drift_severity``: 0 ok, 1 warning, 2 critical, per column (statistics and rules);
+  ``min_samples`` has none), only once a reference exists; ``servewatch_drift_<statistic>_noise`` beside
+  it where the statistic knows the level sampling noise alone reaches (it decides nothing below that);
+- ``servewatch_drift_severity``: 0 ok, 1 warning, 2 critical, per column (statistics and rules), only for
+  columns whose verdict is known;
+- ``servewatch_verdict_unknown`` (label ``reason``, one of ``UNKNOWN_REASONS``; 1): per column whose verdict
+  is unknown, instead of a severity;
 - ``servewatch_quality_<ratio>`` (missing, invalid, out_of_range, not_allowed, new_category) where defined,
-  and ``servewatch_quality_rule_violated`` (label ``rule``; 0/1; the model-level ``volume`` rule has
-  ``feature=""``);
-- ``servewatch_detector_reference_ready`` (per model, signal, window: 1 once it is evaluated).
+  and ``servewatch_quality_rule_violated`` (label ``rule``; 0/1, only where the rule had something to
+  measure; the model-level ``volume`` rule has ``feature=""``);
+
+Per (model, signal, window): ``servewatch_window_rows`` (rows in the window, 0 once traffic stopped),
+``servewatch_window_state`` (label ``state``, one of ``STATES``: 1 for the window's state, 0 for the others)
+and ``servewatch_detector_reference_ready`` (1 once the window has a complete reference).
 
 Counters (``Activity``): ``servewatch_detector_profiles_received_total`` (accepted and stored, each profile
 once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_detector_profiles_duplicate_total``,
@@ -47,25 +54,33 @@ from prometheus_client.samples import Sample
 from ...exporters.listener import Listener
 from ...exporters.prometheus_otlp import OtlpMetrics
 from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
-from ..report import SEVERITIES
-from .evaluator import WindowResult
+from .evaluator import STATES, WindowResult
 from .store import Store
 
 __all__ = ["Activity", "Gauges", "result_families"]
 
 _LABELS = ["model", "signal", "feature", "window"]
+_WINDOW = ["model", "signal", "window"]
 _STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
+_SEVERITY = {"ok": 0, "warning": 1, "critical": 2}
+"""``servewatch_drift_severity`` of each known verdict (an unknown one exports none)."""
 _QUALITY = ("missing_ratio", "invalid_ratio", "out_of_range_ratio", "not_allowed_ratio", "new_category_ratio")
 
 
 _FAMILIES: dict[str, tuple[str, list[str]]] = {
     "servewatch_window_samples": ("Values of the feature in the window", _LABELS),
     **{f"servewatch_drift_{name}": (f"{name} between the window and its reference", _LABELS) for name in _STATISTICS},
+    **{f"servewatch_drift_{name}_noise": (f"Level sampling noise alone gives servewatch_drift_{name} at these "
+                                         "counts", _LABELS) for name in _STATISTICS},
     "servewatch_drift_ks_bound": ("Sketch error bound of servewatch_drift_ks", _LABELS),
-    "servewatch_drift_severity": ("0 ok, 1 warning, 2 critical", _LABELS),
+    "servewatch_drift_severity": ("0 ok, 1 warning, 2 critical (absent while the verdict is unknown)", _LABELS),
+    "servewatch_verdict_unknown": ("1 while the column's verdict is unknown, and why", [*_LABELS, "reason"]),
     **{f"servewatch_quality_{name}": (f"{name.replace('_', ' ')} in the window", _LABELS) for name in _QUALITY},
     "servewatch_quality_rule_violated": ("1 while the data-quality rule is violated", [*_LABELS, "rule"]),
-    "servewatch_detector_reference_ready": ("1 once the window has a reference", ["model", "signal", "window"]),
+    "servewatch_window_rows": ("Rows in the window", _WINDOW),
+    "servewatch_window_state": ("1 for the window's state (ok, warning, critical, unknown), 0 for the others",
+                                [*_WINDOW, "state"]),
+    "servewatch_detector_reference_ready": ("1 once the window has a complete reference", _WINDOW),
 }
 
 
@@ -102,11 +117,16 @@ def _samples(result: WindowResult) -> dict[str, list[Sample]]:
     def add(name: str, labels: dict[str, str], value: float) -> None:
         out.setdefault(name, []).append(Sample(name, labels, value))
 
-    window = result.window.name
-    add("servewatch_detector_reference_ready", {"model": result.model, "signal": result.signal, "window": window},
-        1.0 if result.report is not None else 0.0)
+    window = {"model": result.model, "signal": result.signal, "window": result.window.name}
+    add("servewatch_detector_reference_ready", window, 1.0 if result.report is not None else 0.0)
+    add("servewatch_window_rows", window, float(result.rows))
+    state = result.severity
+    for name in STATES:
+        add("servewatch_window_state", {**window, "state": name}, 1.0 if name == state else 0.0)
     for feature, count in result.samples.items():
         add("servewatch_window_samples", _labels(result, feature), float(count))
+    for feature, reason in result.unknown.items():
+        add("servewatch_verdict_unknown", {**_labels(result, feature), "reason": reason}, 1.0)
     if result.report is None:
         return out
     for feature, column in result.report.columns.items():
@@ -115,14 +135,18 @@ def _samples(result: WindowResult) -> dict[str, list[Sample]]:
             if statistic.value is None or name not in _STATISTICS:
                 continue
             add(f"servewatch_drift_{name}", labels, statistic.value)
+            if statistic.noise is not None:
+                add(f"servewatch_drift_{name}_noise", labels, statistic.noise)
             if name == "ks" and statistic.bound is not None:
                 add("servewatch_drift_ks_bound", labels, statistic.bound)
-        add("servewatch_drift_severity", labels, float(SEVERITIES.index(column.severity)))
+        if feature not in result.unknown:
+            add("servewatch_drift_severity", labels, float(_SEVERITY[column.severity]))
         for name, ratio in column.quality.items():
             if ratio is not None and name in _QUALITY:
                 add(f"servewatch_quality_{name}", labels, ratio)
         for rule in column.rules.values():
-            add("servewatch_quality_rule_violated", {**labels, "rule": rule.rule}, 1.0 if rule.violated else 0.0)
+            if rule.value is not None:  # a rule with nothing to measure (an empty window) is neither
+                add("servewatch_quality_rule_violated", {**labels, "rule": rule.rule}, 1.0 if rule.violated else 0.0)
     for rule in result.report.rules.values():
         add("servewatch_quality_rule_violated", {**_labels(result, ""), "rule": rule.rule},
             1.0 if rule.violated else 0.0)

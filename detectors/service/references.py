@@ -14,13 +14,23 @@ The four kinds (``reference:`` in the spec):
   holding one model serves whatever name the spec gives it. The file is read again when it changes on disk.
 - ``range``: a pinned time range of the detector's own history, merged once the range is sealed and then
   kept in the store, so it outlives the retention.
-- ``offset``: the same window one ``offset`` back (e.g. ``7d`` for weekly seasonality), moving with it; it
-  exists once the detector holds data that old, at the resolution kept for that age.
+- ``offset``: the same window one ``offset`` back (e.g. ``7d`` for weekly seasonality), moving with it, at
+  the resolution kept for that age.
 - ``warmup`` (the default when the spec names no reference): the first ``warmup`` (default 1h) of traffic
   the detector saw for that model and signal, counted from the bucket of the first profile it accepted. It
   is merged once that period is sealed and kept in the store: a restart, and the retention, keep it.
 
-Until a reference exists the window is not evaluated; only its sample counts are exported.
+A reference is complete or absent, never partial. Offset, range and warm-up references stand for a stretch of
+the detector's own history, and exist only once that stretch is wholly held: it starts at or after the first
+bucket of the series (``Series.first_seen``: the detector holds nothing from before), its newest bucket is
+sealed (``grace`` after its end: no late data is expected), and it is still within the retention. An offset
+reference becomes ready once the series is ``window + offset`` old; a range that starts before the series'
+first bucket, or that fell out of the retention before it was kept, never becomes one (the reason says so).
+A warm-up starts at the first bucket, so it is complete once sealed.
+
+Until a reference exists the window is not evaluated; only its sample counts are exported. ``Found.pending``
+tells a reference that will exist on its own in time (not complete yet) from one that needs a person (a file
+that cannot be read, a range the detector does not hold).
 """
 
 from __future__ import annotations
@@ -47,13 +57,15 @@ _log = logging.getLogger("servewatch.detect")
 
 @dataclass(frozen=True)
 class Found:
-    """A resolved reference: ``profile`` (None while it does not exist, with ``reason``), a
-    ``description`` for people, and a ``token`` that changes whenever the profile does."""
+    """A resolved reference: ``profile`` (None while it does not exist, with ``reason``; ``pending`` when it
+    will exist once time passes), a ``description`` for people, and a ``token`` that changes whenever the
+    profile does."""
 
     source: Profile | Window | None
     description: str
     reason: str | None = None
     token: Hashable = None
+    pending: bool = False
 
     @property
     def profile(self) -> Profile | None:
@@ -115,10 +127,24 @@ class References:
         offset = float(reference.offset or 0.0)
         description = f"same {window.name} window {format_duration(offset)} earlier"
         hi = now - offset
-        found = self.windows.profile((series.model, series.signal, window.name, "offset"), loader, index,
-                                     hi - window.seconds, hi, now)
+        lo = hi - window.seconds
+        layout = self.store.layout
+        if not layout.sealed(layout.bucket_start(hi), 0, now):
+            return Found(None, description, f"the offset ({format_duration(offset)}) is shorter than the "
+                                            f"detector's grace ({format_duration(layout.grace + layout.bucket)}): "
+                                            "the past window is never sealed")
+        ready = series.first_seen + offset + window.seconds  # the series is then as old as the past window
+        if now < ready:
+            return Found(None, description, f"reference not complete yet: the window {format_duration(offset)} "
+                                            f"back is not wholly held; ready in {_wait(ready - now)}",
+                         pending=True)
+        if lo < layout.cutoff(len(layout.tiers) - 1, now):
+            return Found(None, description, f"the window {format_duration(offset)} back is older than the "
+                                            f"retention ({format_duration(layout.retention)})")
+        found = self.windows.profile((series.model, series.signal, window.name, "offset"), loader, index, lo, hi,
+                                     now)
         if found.empty:
-            return Found(None, description, f"no data from {format_duration(offset)} ago yet")
+            return Found(None, description, f"no data from {format_duration(offset)} ago", pending=True)
         return Found(found, description, token=found.signature)
 
     # -- range and warmup -----------------------------------------------------------------------------------
@@ -129,10 +155,18 @@ class References:
         if profile is None:
             profile = self.store.reference(series.model, series.signal, key)
             if profile is None:
-                ready = end + self.store.layout.grace
+                layout = self.store.layout
+                if start < series.first_seen:
+                    return Found(None, description, f"the reference period starts at {_iso(start)}, before the "
+                                                    f"detector's first data of {series.model}/{series.signal} "
+                                                    f"({_iso(series.first_seen)}): it would be partial")
+                ready = end + layout.grace
                 if now < ready:
-                    return Found(None, description, f"reference not complete yet: ready in "
-                                                    f"{format_duration(max(round(ready - now), 1))}")
+                    return Found(None, description, f"reference not complete yet: ready in {_wait(ready - now)}",
+                                 pending=True)
+                if start < layout.cutoff(len(layout.tiers) - 1, now):
+                    return Found(None, description, f"the reference period starts at {_iso(start)}, older than "
+                                                    f"the retention ({format_duration(layout.retention)})")
                 profile = self.store.merged(series.model, series.signal, start, end, now)
                 if profile is None:
                     return Found(None, description, "the detector holds no data for the reference period")
@@ -156,6 +190,10 @@ def _read_file(path: str) -> dict[tuple[str | None, str], Profile] | str:
     if len({model for model, _ in merged}) == 1:
         merged.update({(None, signal): profile for (_, signal), profile in list(merged.items())})
     return merged
+
+
+def _wait(seconds: float) -> str:
+    return format_duration(max(round(seconds), 1))
 
 
 def _iso(t: float) -> str:

@@ -34,7 +34,7 @@ def test_writes_rules_tests_and_alertmanager_config(tmp_path: Path, capsys, prom
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "rules.yml: 6 groups" in printed
+    assert "rules.yml: 7 groups" in printed
     rules = yaml.safe_load(out.read_text())
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     assert any("(14.4 * 0.005)" in expr for expr in exprs)

@@ -49,8 +49,8 @@ def test_unit_tests_fail_when_a_threshold_in_the_rules_moves(
     rules, tests = write_rules(golden_spec, tmp_path, only="ServewatchInputDrift ks of model fraud")
     text = rules.read_text()
     moved = text.replace(
-        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.3',
-        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.31',
+        'feature:servewatch_drift_ks:held{feature="amount",model="fraud",signal="input"} >= 0.3',
+        'feature:servewatch_drift_ks:held{feature="amount",model="fraud",signal="input"} >= 0.31',
     )
     assert moved != text
     rules.write_text(moved)
@@ -68,13 +68,44 @@ def test_unit_tests_fail_without_keep_firing_for(golden_spec: Spec, tmp_path: Pa
     assert 'case="timing"' in tested.stdout + tested.stderr  # the alert resolved as soon as the value fell
 
 
+@pytest.mark.parametrize(
+    "group, rule, broken, case",
+    [
+        # without the hold, the alert of a series that stopped while its verdict is unknown resolves
+        ("ServewatchInputDrift psi of model fraud", "servewatch_verdict_unknown == 1",
+         "servewatch_verdict_unknown == 2", "unknown"),
+        # without the noise level, a value sampling noise alone reaches fires
+        ("ServewatchInputDrift psi of model fraud", "<= servewatch_drift_psi_noise",
+         "<= 0 * servewatch_drift_psi_noise", "noisy"),
+        ("traffic of model fraud stops", 'window="5m"}) == 0', 'window="5m"}) < 0', "stopped"),
+        # a missing ratio over its limit that the detector's rule does not find violated must not fire
+        ("data quality of model fraud", 'servewatch_quality_rule_violated{rule="missing"} == 1',
+         'servewatch_quality_rule_violated{rule="missing"} >= 0', "noise"),
+        # without the hold, a ratio or rule whose column's verdict turned unknown resolves
+        ("data quality of model fraud", "servewatch_verdict_unknown == 1", "servewatch_verdict_unknown == 2",
+         "unknown"),
+    ],
+)
+def test_unit_tests_fail_when_a_verdict_state_rule_breaks(
+    golden_spec: Spec, tmp_path: Path, promtool, group: str, rule: str, broken: str, case: str
+) -> None:
+    rules, tests = write_rules(golden_spec, tmp_path, only=group)
+    assert promtool("test", "rules", tests, cwd=tmp_path).returncode == 0
+    text = rules.read_text()
+    assert rule in text
+    rules.write_text(text.replace(rule, broken))
+    tested = promtool("test", "rules", tests, cwd=tmp_path)
+    assert tested.returncode != 0
+    assert f'case="{case}"' in tested.stdout + tested.stderr
+
+
 def test_every_alert_follows_the_conventions(any_spec: Spec) -> None:
     groups = rule_groups(any_spec)
     assert len({group.name for group in groups}) == len(groups)
     for group in groups:
         for rule in group.rules:
             if isinstance(rule, Recording):
-                assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", rule.record), rule.record
+                assert re.fullmatch(r"[a-z_]+:[a-z][a-z0-9_]*:[a-z0-9_]+", rule.record), rule.record
                 continue
             assert isinstance(rule, Alert)
             assert re.fullmatch(r"Servewatch(?:[A-Z][a-z0-9]*)+", rule.name), rule.name
@@ -124,11 +155,11 @@ def test_thresholds_come_from_the_spec_with_column_overrides(golden_spec: Spec) 
         if a.name == "ServewatchInputDrift" and a.labels["statistic"] == "ks"
     }
     assert ks["warning"] == (
-        'servewatch_drift_ks{feature!="amount",model="fraud",signal="input"} >= 0.1\nor\n'
-        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.15'
+        'feature:servewatch_drift_ks:held{feature!="amount",model="fraud",signal="input"} >= 0.1\nor\n'
+        'feature:servewatch_drift_ks:held{feature="amount",model="fraud",signal="input"} >= 0.15'
     )
     assert ks["critical"].endswith(
-        'servewatch_drift_ks{feature="amount",model="fraud",signal="input"} >= 0.3'
+        'feature:servewatch_drift_ks:held{feature="amount",model="fraud",signal="input"} >= 0.3'
     )
     ranker = next(g for g in rule_groups(golden_spec) if g.name == "servewatch.model:ranker")
     d1 = [a for a in ranker.alerts() if a.name == "ServewatchInputDrift" and a.labels["statistic"] == "d1"]

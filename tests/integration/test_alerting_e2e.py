@@ -472,7 +472,7 @@ def test_without_drift_nobody_is_paged(stack: dict[str, Any]) -> None:
         if rule["health"] == "err"
     ]
     assert not broken
-    assert len(groups) == 5  # serving rules, serving, detector, fraud, the unlisted models
+    assert len(groups) == 6  # serving rules, serving, detector, held gauges, fraud, the unlisted models
     time.sleep(25)  # longer than `for` (10 s) + Alertmanager's group wait: a drift would have fired by now
     drift = query(prometheus, 'max by (model, feature) (servewatch_drift_ks{signal="input"})')
     assert drift and all(float(sample["value"][1]) < 0.1 for sample in drift), drift
