@@ -46,7 +46,10 @@ they give): cheap closed forms (a few microseconds per column), so every evaluat
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 from scipy.special import chdtri, kolmogi, nbdtrik, ndtri
@@ -93,23 +96,33 @@ def outside_share(n: int, m: int, alpha: float, r: float = 2.0) -> float:
 
 
 def binned_noise(p: np.ndarray, n: int, m: int, *, ref_error: float = 0.0, cur_error: float = 0.0,
-                 alpha: float = DEFAULT_ALPHA, unseen: float = 2.0) -> dict[str, float]:
+                 alpha: float = DEFAULT_ALPHA, unseen: float = 2.0) -> Mapping[str, float]:
     """Null quantiles of every binned statistic for reference shares ``p`` (0 where the reference has no
     mass), ``n`` reference and ``m`` window values: ``d1``, ``psi``, ``js``, ``hellinger``, ``linf``,
     ``chi2``, ``cramers_v``. ``unseen`` is ``r`` of :func:`outside_share` (2 for numeric bins)."""
     filled = p[p > 0]
     bins = max(filled.size, 2)
+    largest = float(filled.max()) if filled.size else 1.0
+    empty = 0.0  # the largest share a window of m values may leave empty (B (1 - p)^m above alpha/4)
+    if filled.size and bins * (1.0 - float(filled.min())) ** m > alpha / 4:
+        empty = float(filled[bins * np.power(1.0 - filled, m) > alpha / 4].max())
+    widest = largest * (1.0 - largest) if largest <= 0.5 else float(np.max(filled * (1.0 - filled)))
+    return _levels(bins, n, m, ref_error, cur_error, alpha, unseen, empty, widest)
+
+
+@functools.lru_cache(maxsize=1024)
+def _levels(bins: int, n: int, m: int, ref_error: float, cur_error: float, alpha: float, unseen: float,
+            empty: float, widest: float) -> Mapping[str, float]:
+    """binned_noise from the few numbers it depends on (cached: a model's features share their counts)."""
     s = spread(n, m, ref_error, cur_error)
     quantile = float(chdtri(bins - 1, alpha / 2))  # chi2(B - 1), upper alpha/2
     t = outside_share(n, m, alpha / 4, unseen)
-    psi = s * quantile + (t - PSI_FLOOR) * math.log(t / PSI_FLOOR) if t > PSI_FLOOR else s * quantile
-    plausible = filled[bins * np.power(1.0 - filled, m) > alpha / 4]  # bins a window may leave empty
-    if plausible.size:
-        largest = float(plausible.max())
-        psi += (largest - PSI_FLOOR) * math.log(largest / PSI_FLOOR)
-    widest = float(np.max(filled * (1.0 - filled))) if filled.size else 0.25
+    psi = s * quantile
+    for share in (t, empty):  # the window's share outside the reference, a reference bin left empty
+        if share > PSI_FLOOR:
+            psi += (share - PSI_FLOOR) * math.log(share / PSI_FLOOR)
     chi2 = quantile * s / (1.0 / max(n, 1) + 1.0 / max(m, 1)) + t * n
-    return {
+    return MappingProxyType({
         "d1": math.sqrt(s * quantile) + 2 * t,
         "psi": psi,
         "js": math.sqrt(s * quantile / (8 * math.log(2)) + t / 2),
@@ -117,11 +130,11 @@ def binned_noise(p: np.ndarray, n: int, m: int, *, ref_error: float = 0.0, cur_e
         "linf": float(-ndtri(alpha / (4 * bins))) * math.sqrt(s * widest) + t,
         "chi2": chi2,
         "cramers_v": math.sqrt(chi2 / max(n + m, 1)),
-    }
+    })
 
 
 def pair_noise(reference: ColumnProfile, current: ColumnProfile, p: np.ndarray,
-               alpha: float = DEFAULT_ALPHA) -> dict[str, float]:
+               alpha: float = DEFAULT_ALPHA) -> Mapping[str, float]:
     """:func:`binned_noise` for two columns of one kind, ``p`` the reference's shares from their binning."""
     if reference.is_numeric:
         ref_error, cur_error = Distribution.of(reference).rank_error, Distribution.of(current).rank_error

@@ -24,7 +24,7 @@ column where nothing decided is ``"unknown"``, not ``"ok"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,7 +187,7 @@ def _compare_column(name: str, signal: str, reference: ColumnProfile | None, cur
     tested = [rule for rule, limit in ratio_limits(rules, current.is_numeric).items() if limit > 0]
     alpha = alpha_for(sum(stat in thresholds for stat in wanted) + len(tested))
     binned: tuple[Any, Any] | None = None
-    levels: dict[str, float] | None = None
+    levels: Mapping[str, float] | None = None
     refused = too_few("", reference, current, min_samples) if reference is not None else \
         Statistic("", None, reason="no reference for this column")
     for stat in wanted:

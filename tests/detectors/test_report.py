@@ -151,3 +151,15 @@ def test_range_and_allowed_rules_without_producer_counts() -> None:
     clean = compare(no_spec_reference, Profile.from_data(rows(n=3000, seed=3), model="fraud"), SPEC)
     assert clean.columns["amount"].quality["out_of_range_ratio"] == 0.0
     assert not clean.columns["amount"].rules["range"].violated and not clean.columns["country"].rules["allowed"].violated
+
+
+def test_html_report_shows_each_value_with_its_noise(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from servewatch.detectors.html_report import write_report
+
+    reference, current = profile(n=3000, seed=1), profile(n=3000, seed=2, amount_shift=1)
+    report = compare(reference, current, SPEC)
+    pictured = write_report([report], {"input": reference}, {"input": current}, str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    ks_value = report.columns["amount"].statistics["ks"]
+    assert pictured == ["input/amount"] and f"ks {ks_value.value:.3f} (noise {ks_value.noise:.3f})" in page
