@@ -100,13 +100,13 @@ def binned_noise(p: np.ndarray, n: int, m: int, *, ref_error: float = 0.0, cur_e
     """Null quantiles of every binned statistic for reference shares ``p`` (0 where the reference has no
     mass), ``n`` reference and ``m`` window values: ``d1``, ``psi``, ``js``, ``hellinger``, ``linf``,
     ``chi2``, ``cramers_v``. ``unseen`` is ``r`` of :func:`outside_share` (2 for numeric bins)."""
-    filled = p[p > 0]
-    bins = max(filled.size, 2)
-    largest = float(filled.max()) if filled.size else 1.0
+    filled = [share for share in p.tolist() if share > 0]  # a dozen bins: plain floats beat numpy here
+    bins = max(len(filled), 2)
+    largest = max(filled, default=1.0)
     empty = 0.0  # the largest share a window of m values may leave empty (B (1 - p)^m above alpha/4)
-    if filled.size and bins * (1.0 - float(filled.min())) ** m > alpha / 4:
-        empty = float(filled[bins * np.power(1.0 - filled, m) > alpha / 4].max())
-    widest = largest * (1.0 - largest) if largest <= 0.5 else float(np.max(filled * (1.0 - filled)))
+    if filled and bins * (1.0 - min(filled)) ** m > alpha / 4:
+        empty = max(share for share in filled if bins * (1.0 - share) ** m > alpha / 4)
+    widest = largest * (1.0 - largest) if largest <= 0.5 else max(share * (1.0 - share) for share in filled)
     return _levels(bins, n, m, ref_error, cur_error, alpha, unseen, empty, widest)
 
 
