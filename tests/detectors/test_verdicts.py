@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import beta, ks_2samp
 
 from servewatch import ColumnProfile, Profile
-from servewatch.detectors import SEVERITIES, Statistic, check_rules, compare, ks, worst_severity
+from servewatch.detectors import SEVERITIES, Detector, Statistic, check_rules, compare, ks, worst_severity
 from servewatch.detectors.binned import FORMULAS
 from servewatch.detectors.noise import binned_noise, ks_noise, outside_share
 from servewatch.detectors.rules import lower_bound
@@ -137,6 +137,10 @@ def test_unknown_severity() -> None:
     assert broken.columns["y"].severity == "warning" and broken.severity == "warning"  # a rule decided
     no_reference = compare(Profile("m"), Profile.from_data({"x": rng.normal(size=500)}, model="m"))
     assert no_reference.columns["x"].severity == "unknown"
+    detector = Detector(reference, spec.model("m"))
+    assert detector.severity == "unknown" and not detector.warning_detected  # nothing seen yet
+    assert detector.update(Profile.from_data({"x": rng.normal(size=20)}, model="m")).severity == "unknown"
+    assert detector.update(Profile.from_data({"x": rng.normal(size=900)}, model="m")).severity == "ok"
 
 
 def test_noise_is_shown_beside_the_value(reference: Profile) -> None:
