@@ -10,12 +10,13 @@ A benchmark, not a test: it prints rates, with the targets beside them, and asse
    One feature evaluation = one column of one window; a false alarm = severity warning or worse. Each
    profile holds 4 independent numeric and 4 categorical columns, each with its own reference sample. Small
    windows get many repetitions, huge ones few: beside each rate is its one-sided 95% upper confidence
-   bound (Clopper-Pearson; about 3/evaluations where no false alarm was seen), the resolution it reached. The same reports are also judged by the old rule
-   (thresholds on the raw values, rules on the raw ratios), for comparison.
+   bound (Clopper-Pearson; about 3/evaluations where no false alarm was seen), the resolution it reached.
+   The same reports are also judged by the old rule (thresholds on the raw values, rules on the raw
+   ratios), for comparison. ``--sizes 100,120 --scale 4 --no-catches`` resolves the small windows finer.
 2. Catches. Drifted windows of n = 500, 1k, 5k against a 100k reference (and 1k, for information): an
    instantaneous mean shift, a gradual one (the shift ramps across the window), a periodic one (the window
-   spans half a seasonal period: the mean rises to its peak and back), a temporary burst (half the window shifted twice as far),
-   each sized so that the population KS is about 0.13; missing values 3 points above a 1% rule (4%) and
+   spans half a seasonal period: the mean rises to its peak and back), a temporary burst (half the window
+   shifted twice as far), each sized so that the population KS is about 0.13; missing values 3 points above a 1% rule (4%) and
    above a 5% rule (8%); a new category at 5% of the values. For the distribution drifts the catch rate
    is given over the windows whose exact KS (scipy, raw data) is >= 0.13, the target's definition, and
    over all windows. Target: every practical drift caught within one window at n >= 500.

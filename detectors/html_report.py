@@ -14,8 +14,8 @@ Each numeric column gets two panels: the two distributions as densities over com
 the 0.5%-99.5% quantiles of both sketches; mass beyond them is drawn in the edge bins) and the two CDFs with
 the KS gap marked. Each categorical column gets the shares of its most frequent categories side by side. The
 title carries the statistics, each with its noise level (what sampling alone gives at these counts: a value
-at or below it decides nothing), and the severity; the table lists them for every column. The HTML is one self-contained file (images inlined); the PNG
-stacks the same pictures. Needs matplotlib (``pip install servewatch[report]``).
+at or below it decides nothing), and the severity; the table lists them for every column. The HTML is one
+self-contained file (images inlined); the PNG stacks the same pictures. Needs matplotlib (``pip install servewatch[report]``).
 """
 
 from __future__ import annotations

@@ -19,11 +19,12 @@ feature on undrifted data raises a false warning in at most 0.1% of evaluations.
 How each level is derived (``s = 1/n + 1/m``, plus each sketch's share of noise, see below):
 
 - ``ks``: the asymptotic two-sample Kolmogorov quantile ``K(alpha) sqrt((n+m)/(n m))`` (``K`` the inverse
-  Kolmogorov distribution: 2.09 at alpha 3.3e-4), plus the sketches' error ``bound``. At small counts the
-  exact two-sample quantile is a little lower (the asymptotic one is conservative), and ties make it lower
-  still.
+  Kolmogorov distribution: 2.09 at alpha 3.3e-4), plus the sketches' error ``bound``. The finite-sample
+  quantile (scipy's ``kstwo`` at ``nm/(n+m)`` values) is only 1.2% lower at 100 values and 0.4% at 500, not
+  worth its milliseconds; the asymptotic one is the conservative side, and ties make the true one lower.
 - binned statistics, over the ``B`` bins the reference fills: under no drift ``sum (q - p)^2 / p`` is
-  ``s chi2(B - 1)`` asymptotically (Pearson), and from it PSI ~ ``s chi2``, JS distance ~
+  ``s chi2(B - 1)`` asymptotically (Pearson; its upper alpha/2 quantile is used, alpha/4 goes to each of the
+  two small-count terms below), and from it PSI ~ ``s chi2``, JS distance ~
   ``sqrt(s chi2 / (8 ln 2))``, Hellinger ~ ``sqrt(s chi2 / 8)``; D1 <= ``sqrt(s chi2)`` by Cauchy-Schwarz
   (an upper bound, about 20% above the simulated quantile); L-infinity by a normal bound per bin,
   Bonferroni over the bins; chi-square is ``chi2(B - 1)`` itself and Cramer's V ``sqrt(chi2 / (n + m))``.
@@ -58,8 +59,8 @@ from ..column import ColumnProfile
 from ..spec import DEFAULT_THRESHOLDS, NUMERIC_STATISTICS
 from .distribution import Categories, Distribution
 
-__all__ = ["DEFAULT_ALPHA", "FALSE_ALARM_RATE", "PSI_FLOOR", "alpha_for", "binned_noise", "ks_noise", "outside_share", "pair_noise",
-           "spread"]
+__all__ = ["DEFAULT_ALPHA", "FALSE_ALARM_RATE", "PSI_FLOOR", "alpha_for", "binned_noise", "ks_noise", "outside_share",
+           "pair_noise", "spread"]
 
 FALSE_ALARM_RATE = 1e-3
 """The false-warning rate a feature may have on undrifted data, per evaluation, all its decisions together."""

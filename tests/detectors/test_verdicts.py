@@ -14,18 +14,19 @@ from servewatch.detectors.rules import lower_bound
 from servewatch.spec import Rules, Threshold, parse_spec
 
 REFERENCE = 100_000
+SHARES = [.3, .2, .15, .1, .1, .08, .05, .02]
 
 
 @pytest.fixture(scope="module")
 def reference() -> Profile:
     rng = np.random.default_rng(1)
     return Profile.from_data({"x": rng.normal(size=REFERENCE),
-                              "c": list(rng.choice(list("abcdefgh"), REFERENCE, p=[.3, .2, .15, .1, .1, .08, .05, .02]))},
+                              "c": list(rng.choice(list("abcdefgh"), REFERENCE, p=SHARES))},
                              model="m")
 
 
 def window(rng: np.random.Generator, n: int, shift: float = 0.0, new: float = 0.0) -> Profile:
-    categories = rng.choice(list("abcdefgh"), n, p=[.3, .2, .15, .1, .1, .08, .05, .02]).astype(object)
+    categories = rng.choice(list("abcdefgh"), n, p=SHARES).astype(object)
     categories[rng.random(n) < new] = "z"
     return Profile.from_data({"x": rng.normal(shift, 1.0, n), "c": list(categories)}, model="m")
 
