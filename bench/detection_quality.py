@@ -17,9 +17,9 @@ A benchmark, not a test: it prints rates, with the targets beside them, and asse
    instantaneous mean shift, a gradual one (the shift ramps across the window), a periodic one (the window
    spans half a seasonal period: the mean rises to its peak and back), a temporary burst (half the window
    shifted twice as far), each sized so that the population KS is about 0.13; missing values 3 points
-   above a 1% rule (4%) and above a 5% rule (8%); a new category at 5% of the values. For the distribution drifts the catch rate
-   is given over the windows whose exact KS (scipy, raw data) is >= 0.13, the target's definition, and
-   over all windows. Target: every practical drift caught within one window at n >= 500.
+   above a 1% rule (4%) and above a 5% rule (8%); a new category at 5% of the values. For the distribution
+   drifts the catch rate is given over the windows whose exact KS (scipy, raw data) is >= 0.13, the
+   target's definition, and over all windows. Target: every practical drift caught within one window at n >= 500.
 """
 
 from __future__ import annotations
