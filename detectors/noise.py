@@ -30,8 +30,9 @@ How each level is derived (``s = 1/n + 1/m``, plus each sketch's share of noise,
   Bonferroni over the bins; chi-square is ``chi2(B - 1)`` itself and Cramer's V ``sqrt(chi2 / (n + m))``.
 - bins the reference leaves empty: numeric columns have one below the reference's minimum and one above its
   maximum; a categorical window can hold categories the reference never saw. Under no drift the window's
-  share there is ``C / m`` with ``C`` negative binomial (``r`` = 2 extremes for numeric; 1 + the reference's
-  singletons for categories, Good-Turing): :func:`outside_share`. Its effect is added to each statistic
+  share there is ``C / m`` with ``C`` negative binomial (``r`` = 2 extremes for numeric; for categories 1 +
+  the reference's singletons, Good-Turing, + the weight its sketch no longer tracks, all of it rare):
+  :func:`outside_share`. Its effect is added to each statistic
   (``2t`` to D1, ``t ln(t / floor)`` to PSI, ``t / 2`` to the JS divergence and to Hellinger squared).
 - PSI's floor makes a window that leaves a reference bin empty read ``p ln(p / 1e-4)`` (0.69 for a decile):
   where that is plausible (``B (1 - p)^m`` above alpha/4, e.g. 10 deciles at m = 100) it is added too.
@@ -93,7 +94,7 @@ def outside_share(n: int, m: int, alpha: float, r: float = 2.0) -> float:
     """The share of ``m`` window values outside what ``n`` reference values covered, exceeded with
     probability <= ``alpha`` under no drift: ``ceil(C) / m``, ``C`` negative binomial (``r``, n/(n+m))."""
     count = float(nbdtrik(1.0 - alpha, r, n / (n + m)))
-    return math.ceil(count - 1e-9) / m if math.isfinite(count) else 1.0
+    return min(math.ceil(count - 1e-9) / m, 1.0) if math.isfinite(count) else 1.0
 
 
 def binned_noise(p: np.ndarray, n: int, m: int, *, ref_error: float = 0.0, cur_error: float = 0.0,
@@ -142,7 +143,8 @@ def pair_noise(reference: ColumnProfile, current: ColumnProfile, p: np.ndarray,
         unseen = 2.0
     else:
         ref_error, cur_error = _category_error(reference), _category_error(current)
-        unseen = 1.0 + sum(1 for count in Categories.of(reference).counts.values() if count <= 1.0)
+        view = Categories.of(reference)  # Good-Turing: singletons, and the untracked rest, all of it rare
+        unseen = 1.0 + sum(1 for count in view.counts.values() if count <= 1.0) + view.other
     return binned_noise(p, reference.valid, current.valid, ref_error=ref_error, cur_error=cur_error, alpha=alpha,
                         unseen=unseen)
 

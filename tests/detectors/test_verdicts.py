@@ -149,3 +149,16 @@ def test_noise_is_shown_beside_the_value(reference: Profile) -> None:
     ks_cell = report.columns["x"].statistics["ks"]
     assert ks_cell.noise is not None and f"{ks_cell.value:.3f} (noise {ks_cell.noise:.3f})" in report.table()
     assert report.to_dict()["columns"]["x"]["ks"]["noise"] == ks_cell.noise
+
+
+def test_categories_the_reference_never_saw_are_noise_where_it_saw_mostly_rare_ones() -> None:
+    """Order ids (every value new) are not drift: the reference's singletons and untracked weight say that
+    an undrifted window lands almost wholly outside the categories it saw (Good-Turing)."""
+    rng = np.random.default_rng(8)
+    reference = Profile.from_data({"id": [f"o{i}" for i in range(2000)]}, model="m")
+    for n in (120, 1000):
+        start = int(rng.integers(10_000, 1_000_000))
+        column = compare(reference, Profile.from_data({"id": [f"o{start + i}" for i in range(n)]}, model="m"),
+                         parse_spec({"models": [{"name": "m"}]}).model("m")).columns["id"]
+        assert column.severity == "ok", column.statistics
+        assert column.statistics["linf"].noise > column.statistics["linf"].value
