@@ -22,6 +22,9 @@ The formulas, with p the reference's and q the current's share per bin:
   0.25 large by the usual reading);
 - ``js``: the Jensen-Shannon distance (square root of the divergence, base 2), from 0 to 1;
 - ``hellinger``: sqrt(1 - sum sqrt(p q)), from 0 to 1.
+
+Each comes with its ``noise``: the level it reaches on undrifted data at these counts and bins (the sketches'
+error included), at the false-alarm rate ``alpha``; see :mod:`servewatch.detectors.noise`.
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ from ..column import ColumnProfile
 from ..spec import DEFAULT_MIN_SAMPLES
 from .categorical import category_shares
 from .distribution import Distribution
+from .noise import DEFAULT_ALPHA, PSI_FLOOR, pair_noise
 from .statistic import Statistic, too_few
 
 __all__ = ["DEFAULT_BINS", "PSI_FLOOR", "d1", "hellinger", "js", "psi", "shares"]
 
 DEFAULT_BINS = 10
-PSI_FLOOR = 1e-4
 
 
 def shares(reference: ColumnProfile, current: ColumnProfile, bins: int = DEFAULT_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -95,32 +98,34 @@ FORMULAS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 """Each binned statistic's formula over aligned shares (p, q)."""
 
 
-def _binned(name: str, reference: ColumnProfile, current: ColumnProfile, bins: int, min_samples: int) -> Statistic:
+def _binned(name: str, reference: ColumnProfile, current: ColumnProfile, bins: int, min_samples: int,
+            alpha: float) -> Statistic:
     refused = too_few(name, reference, current, min_samples)
     if refused is not None:
         return refused
-    return Statistic(name, FORMULAS[name](*shares(reference, current, bins)))
+    p, q = shares(reference, current, bins)
+    return Statistic(name, FORMULAS[name](p, q), noise=pair_noise(reference, current, p, alpha)[name])
 
 
 def d1(reference: ColumnProfile, current: ColumnProfile, *, bins: int = DEFAULT_BINS,
-       min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+       min_samples: int = DEFAULT_MIN_SAMPLES, alpha: float = DEFAULT_ALPHA) -> Statistic:
     """L1 distance between the binned distributions of two columns (0..2)."""
-    return _binned("d1", reference, current, bins, min_samples)
+    return _binned("d1", reference, current, bins, min_samples, alpha)
 
 
 def psi(reference: ColumnProfile, current: ColumnProfile, *, bins: int = DEFAULT_BINS,
-        min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+        min_samples: int = DEFAULT_MIN_SAMPLES, alpha: float = DEFAULT_ALPHA) -> Statistic:
     """Population stability index between the binned distributions of two columns."""
-    return _binned("psi", reference, current, bins, min_samples)
+    return _binned("psi", reference, current, bins, min_samples, alpha)
 
 
 def js(reference: ColumnProfile, current: ColumnProfile, *, bins: int = DEFAULT_BINS,
-       min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+       min_samples: int = DEFAULT_MIN_SAMPLES, alpha: float = DEFAULT_ALPHA) -> Statistic:
     """Jensen-Shannon distance (base 2) between the binned distributions of two columns (0..1)."""
-    return _binned("js", reference, current, bins, min_samples)
+    return _binned("js", reference, current, bins, min_samples, alpha)
 
 
 def hellinger(reference: ColumnProfile, current: ColumnProfile, *, bins: int = DEFAULT_BINS,
-              min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+              min_samples: int = DEFAULT_MIN_SAMPLES, alpha: float = DEFAULT_ALPHA) -> Statistic:
     """Hellinger distance between the binned distributions of two columns (0..1)."""
-    return _binned("hellinger", reference, current, bins, min_samples)
+    return _binned("hellinger", reference, current, bins, min_samples, alpha)

@@ -11,6 +11,9 @@ Category shares come from the frequent-items sketches: exact while a sketch trac
 as one "other" category. ``new_category_ratio`` is the share of current values whose category the
 reference never saw; when the reference's sketch is no longer exact it counts categories outside the
 reference's tracked set, an upper bound.
+
+``linf``, ``chi2`` and ``cramers_v`` carry their ``noise`` (:mod:`servewatch.detectors.noise`): the level
+each reaches with no drift at these counts and categories, unseen categories included.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from ..column import ColumnProfile
 from ..spec import DEFAULT_MIN_SAMPLES
 from .distribution import Categories
+from .noise import DEFAULT_ALPHA, pair_noise
 from .statistic import Statistic, too_few
 
 __all__ = ["category_shares", "chi2", "cramers_v", "linf", "new_category_ratio"]
@@ -34,17 +38,19 @@ def category_shares(reference: ColumnProfile, current: ColumnProfile) -> tuple[n
     return p / max(ref.n, 1), q / max(cur.n, 1)
 
 
-def linf(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+def linf(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int = DEFAULT_MIN_SAMPLES,
+         alpha: float = DEFAULT_ALPHA) -> Statistic:
     """The largest absolute change in any one category's share (L-infinity distance)."""
     _require_categorical("linf", reference)
     refused = too_few("linf", reference, current, min_samples)
     if refused is not None:
         return refused
     p, q = category_shares(reference, current)
-    return Statistic("linf", float(np.max(np.abs(p - q))))
+    return Statistic("linf", float(np.max(np.abs(p - q))), noise=pair_noise(reference, current, p, alpha)["linf"])
 
 
-def chi2(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+def chi2(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int = DEFAULT_MIN_SAMPLES,
+         alpha: float = DEFAULT_ALPHA) -> Statistic:
     """Pearson's chi-square statistic of homogeneity between the two category count vectors.
 
     It grows with sample size: use it to rank, and :func:`cramers_v` (its effect size) for thresholds."""
@@ -52,18 +58,21 @@ def chi2(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int =
     refused = too_few("chi2", reference, current, min_samples)
     if refused is not None:
         return refused
-    return Statistic("chi2", _chi2(reference, current))
+    p, _q = category_shares(reference, current)
+    return Statistic("chi2", _chi2(reference, current), noise=pair_noise(reference, current, p, alpha)["chi2"])
 
 
 def cramers_v(reference: ColumnProfile, current: ColumnProfile, *,
-              min_samples: int = DEFAULT_MIN_SAMPLES) -> Statistic:
+              min_samples: int = DEFAULT_MIN_SAMPLES, alpha: float = DEFAULT_ALPHA) -> Statistic:
     """Cramer's V of the reference-vs-current table: chi-square scaled to [0, 1] (an effect size)."""
     _require_categorical("cramers_v", reference)
     refused = too_few("cramers_v", reference, current, min_samples)
     if refused is not None:
         return refused
     total = reference.valid + current.valid
-    return Statistic("cramers_v", float(np.sqrt(_chi2(reference, current) / total)))
+    p, _q = category_shares(reference, current)
+    return Statistic("cramers_v", float(np.sqrt(_chi2(reference, current) / total)),
+                     noise=pair_noise(reference, current, p, alpha)["cramers_v"])
 
 
 def new_category_ratio(reference: ColumnProfile, current: ColumnProfile, *, min_samples: int = 1) -> Statistic:

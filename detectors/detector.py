@@ -11,6 +11,7 @@ Usage::
             page(detector.report.drifted)
         elif detector.warning_detected:
             ticket(detector.report.table())
+        # detector.severity is "unknown" until a window holds enough values to judge
 
 Parameters are stored as given; all state is built by :meth:`update`. ``window=None`` compares everything
 seen so far; an integer compares the merge of the last ``window`` profiles.
@@ -68,7 +69,8 @@ class Detector:
 
     @property
     def severity(self) -> str:
-        return self._report.severity if self._report is not None else "ok"
+        """The latest verdict: "unknown" before the first update and while too few values were seen."""
+        return self._report.severity if self._report is not None else "unknown"
 
     @property
     def drift_detected(self) -> bool:
@@ -78,4 +80,4 @@ class Detector:
     @property
     def warning_detected(self) -> bool:
         """True while some column is at warning or worse."""
-        return self.severity != "ok"
+        return self.severity in ("warning", "critical")

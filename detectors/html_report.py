@@ -13,8 +13,9 @@ or ``servewatch report refs/fraud.pb today.csv --spec servewatch.yaml -o report.
 Each numeric column gets two panels: the two distributions as densities over common bins (the bins span
 the 0.5%-99.5% quantiles of both sketches; mass beyond them is drawn in the edge bins) and the two CDFs with
 the KS gap marked. Each categorical column gets the shares of its most frequent categories side by side. The
-title carries the statistics and the severity. The HTML is one self-contained file (images inlined); the PNG
-stacks the same pictures. Needs matplotlib (``pip install servewatch[report]``).
+title carries the statistics, each with its noise level (what sampling alone gives at these counts: a value
+at or below it decides nothing), and the severity; the table lists them for every column. The HTML is one
+self-contained file (images inlined); the PNG stacks the same pictures. Needs matplotlib (``pip install servewatch[report]``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .report import ColumnReport, Report
 
 __all__ = ["write_report"]
 
-_COLOURS = {"ok": "#2e7d32", "warning": "#ef6c00", "critical": "#c62828"}
+_COLOURS = {"unknown": "#757575", "ok": "#2e7d32", "warning": "#ef6c00", "critical": "#c62828"}
 _REFERENCE, _CURRENT = "#546e7a", "#d81b60"
 
 
@@ -57,7 +58,7 @@ def write_report(reports: Sequence[Report], references: Mapping[str, Profile], c
     figures: list[tuple[str, Any]] = []
     for report in reports:
         for column in report.columns.values():
-            if not everything and column.severity == "ok":
+            if not everything and column.severity in ("ok", "unknown"):
                 continue
             reference = references[report.signal].columns.get(column.name)
             current = currents[report.signal].columns.get(column.name)
@@ -86,11 +87,11 @@ def _title(report: Report, column: ColumnReport) -> str:
     for name, stat in column.statistics.items():
         if stat.value is None or name in ("chi2",):
             continue
-        value = f"{name} {stat.value:.3f}" + (f"±{stat.bound:.3f}" if stat.bound else "")
-        parts.append(value)
+        parts.append(f"{name} {stat.text()}")
     broken = [name for name, rule in column.rules.items() if rule.violated]
     rules = f"  rules broken: {', '.join(broken)}" if broken else ""
-    return f"{report.model} / {report.signal} / {column.name}: {column.severity.upper()}   {'  '.join(parts[:4])}{rules}"
+    title = f"{report.model} / {report.signal} / {column.name}: {column.severity.upper()}   {'  '.join(parts[:2])}"
+    return "\n".join((title, "  ".join(parts[2:4]) + rules))
 
 
 def _numeric(figure: Any, reference: Distribution, current: Distribution) -> None:
@@ -159,8 +160,8 @@ def _html(reports: Sequence[Report], names: list[str], images: list[bytes]) -> s
     rows = []
     for report in reports:
         for column in report.columns.values():
-            stats = " ".join(f"{name}={stat.value:.3f}" for name, stat in column.statistics.items()
-                             if stat.value is not None and name in ("ks", "d1", "psi", "linf"))
+            stats = ", ".join(f"{name} {stat.text()}" for name, stat in column.statistics.items()
+                              if stat.value is not None and name in ("ks", "d1", "psi", "linf"))
             broken = ", ".join(name for name, rule in column.rules.items() if rule.violated) or "-"
             rows.append(f"<tr><td>{html.escape(report.signal)}</td><td>{html.escape(column.name)}</td>"
                         f"<td>{column.samples}</td><td>{html.escape(stats)}</td><td>{html.escape(broken)}</td>"

@@ -5,7 +5,7 @@ Usage::
     from servewatch.detectors import compare
 
     report = compare(reference, current, spec.model("fraud"))
-    report.severity                     # "ok" | "warning" | "critical": the worst column
+    report.severity                     # "unknown" | "ok" | "warning" | "critical": the worst column
     report.drifted                      # names of the columns at warning or worse
     report.columns["amount"].statistics["ks"].value
     print(report.table())
@@ -13,13 +13,18 @@ Usage::
 
 Severities come from the spec's thresholds on effect sizes (KS, D1, PSI, ...; never p-values: on large
 windows every test rejects on noise): a statistic at or over ``critical`` makes its column critical, at or
-over ``warning`` a warning. A violated data-quality rule makes its column a warning at least. A statistic
-with too few values (``min_samples``, default 100, on either side) has no value and decides nothing.
+over ``warning`` a warning, but only where it also exceeds its ``noise``, what sampling alone gives at
+these counts (:mod:`servewatch.detectors.noise`; on small windows the thresholds alone would page on noise).
+The column's false-alarm rate (:data:`~servewatch.detectors.noise.FALSE_ALARM_RATE`, 0.1% per evaluation)
+is split evenly over its decisions: the statistics with thresholds and the ratio rules with a limit above 0.
+A violated data-quality rule makes its column a warning at least. A statistic with too few values
+(``min_samples``, default 100, on either side) or no reference column has no value and decides nothing; a
+column where nothing decided is ``"unknown"``, not ``"ok"``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +33,15 @@ from ..profile import Profile
 from ..spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column, ModelSpec, Rules
 from .binned import DEFAULT_BINS, FORMULAS, d1, hellinger, js, psi, shares
 from .categorical import chi2, cramers_v, linf, new_category_ratio
+from .noise import alpha_for, pair_noise
 from .numeric import ks, wasserstein
-from .rules import RuleResult, check_rules, check_volume, quality_ratios
+from .rules import RuleResult, check_rules, check_volume, quality_ratios, ratio_limits
 from .statistic import Statistic, too_few
 
 __all__ = ["ColumnReport", "Report", "SEVERITIES", "compare", "worst_severity"]
 
-SEVERITIES = ("ok", "warning", "critical")
+SEVERITIES = ("unknown", "ok", "warning", "critical")
+"""Verdicts in rank order: ``unknown`` (nothing could be judged: too few values, no reference) ranks lowest."""
 
 _NUMERIC: dict[str, Callable[..., Statistic]] = {
     "ks": ks, "d1": d1, "psi": psi, "js": js, "hellinger": hellinger, "wasserstein": wasserstein,
@@ -47,8 +54,12 @@ assert tuple(_NUMERIC) == NUMERIC_STATISTICS and tuple(_CATEGORICAL) == CATEGORI
 
 
 def worst_severity(severities: Sequence[str]) -> str:
-    """The most severe of ``severities`` ("ok" for none)."""
+    """The most severe of ``severities`` ("ok" for none): critical over warning over ok over unknown."""
     return max(severities, key=SEVERITIES.index, default="ok")
+
+
+def _at_least_warning(severity: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index("warning")
 
 
 @dataclass
@@ -63,7 +74,7 @@ class ColumnReport:
     statistics: dict[str, Statistic] = field(default_factory=dict)
     rules: dict[str, RuleResult] = field(default_factory=dict)
     quality: dict[str, float | None] = field(default_factory=dict)
-    severity: str = "ok"
+    severity: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"signal": self.signal, "type": self.kind, "samples": self.samples,
@@ -93,7 +104,7 @@ class Report:
     @property
     def drifted(self) -> list[str]:
         """Columns at warning or worse."""
-        return [name for name, column in self.columns.items() if column.severity != "ok"]
+        return [name for name, column in self.columns.items() if _at_least_warning(column.severity)]
 
     @property
     def drift_detected(self) -> bool:
@@ -101,7 +112,7 @@ class Report:
 
     @property
     def warning_detected(self) -> bool:
-        return self.severity != "ok"
+        return _at_least_warning(self.severity)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,7 +122,8 @@ class Report:
         }
 
     def table(self, statistics: Sequence[str] = ("ks", "d1", "psi", "linf")) -> str:
-        """A fixed-width text table: one line per column, its main statistics, broken rules and severity."""
+        """A fixed-width text table: one line per column, its main statistics each with its noise level
+        (``0.110 (noise 0.140)``: below its noise a value decides nothing), broken rules and severity."""
         shown = [name for name in statistics if any(name in c.statistics for c in self.columns.values())]
         header = ["column", "signal", "n", *shown, "rules", "severity"]
         lines = [header]
@@ -121,12 +133,8 @@ class Report:
                 stat = column.statistics.get(name)
                 if stat is None:
                     cells.append("")
-                elif stat.value is None:
-                    cells.append("n/a")
-                elif stat.bound:
-                    cells.append(f"{stat.value:.3f}±{stat.bound:.3f}")
                 else:
-                    cells.append(f"{stat.value:.3f}")
+                    cells.append(stat.text())
             broken = [name for name, rule in column.rules.items() if rule.violated]
             cells += [",".join(broken) or "-", column.severity]
             lines.append(cells)
@@ -174,26 +182,31 @@ def _compare_column(name: str, signal: str, reference: ColumnProfile | None, cur
     table = _NUMERIC if current.is_numeric else _CATEGORICAL
     wanted = [stat for stat in table if statistics is None or stat in statistics]
     result = ColumnReport(name, signal, current.kind, current.valid, reference.valid if reference else 0)
+    rules = column_spec.rules if column_spec is not None else Rules()
+    thresholds = spec.thresholds_for(column_spec)
+    tested = [rule for rule, limit in ratio_limits(rules, current.is_numeric).items() if limit > 0]
+    alpha = alpha_for(sum(stat in thresholds for stat in wanted) + len(tested))
     binned: tuple[Any, Any] | None = None
+    levels: Mapping[str, float] | None = None
     refused = too_few("", reference, current, min_samples) if reference is not None else \
         Statistic("", None, reason="no reference for this column")
     for stat in wanted:
         if refused is not None:
             result.statistics[stat] = Statistic(stat, None, reason=refused.reason)
-        elif stat in _BINNED:  # one binning serves every binned statistic
+        elif stat in _BINNED:  # one binning, and one set of noise levels, serves every binned statistic
             binned = binned or shares(reference, current, bins)
-            result.statistics[stat] = Statistic(stat, FORMULAS[stat](*binned))
+            levels = levels or pair_noise(reference, current, binned[0], alpha)
+            result.statistics[stat] = Statistic(stat, FORMULAS[stat](*binned), noise=levels[stat])
         else:
-            result.statistics[stat] = table[stat](reference, current, min_samples=min_samples)
-    rules = column_spec.rules if column_spec is not None else Rules()
+            result.statistics[stat] = table[stat](reference, current, min_samples=min_samples, alpha=alpha)
     result.quality = quality_ratios(current, rules)
     new_ratio = None
     if not current.is_numeric and reference is not None and reference.kind == current.kind:
         new_ratio = new_category_ratio(reference, current).value
         result.quality["new_category_ratio"] = new_ratio
-    result.rules = check_rules(current, rules, reference, new_category_ratio=new_ratio, min_samples=min_samples)
-    thresholds = spec.thresholds_for(column_spec)
-    severities = [thresholds[stat].severity(value.value) for stat, value in result.statistics.items()
+    result.rules = check_rules(current, rules, reference, new_category_ratio=new_ratio, min_samples=min_samples,
+                               alpha=alpha)
+    severities = [value.severity(thresholds[stat]) for stat, value in result.statistics.items()
                   if stat in thresholds]
     severities += ["warning" for rule in result.rules.values() if rule.violated]
     result.severity = worst_severity(severities)

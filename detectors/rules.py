@@ -20,7 +20,12 @@ The rules, each from the spec's ``rules`` of the column:
   reference did not (``not_constant``, on by default);
 - ``volume`` (per model, :func:`check_volume`): rows per ``per`` seconds outside ``[min, max]``.
 
-Ratios are of the values counted in the window; a window with no values violates nothing.
+Ratios are of the values counted in the window; a window with no values violates nothing. A ratio rule with
+a limit above 0 is violated only where the window holds at least ``min_samples`` values and the one-sided
+Clopper-Pearson lower confidence bound of the ratio at the false-alarm rate ``alpha`` (``bound``) exceeds the
+limit: 1 missing value in 8 is not a 12% missing ratio, and on undrifted data whose true ratio is within the
+limit the rule fires in at most ``alpha`` of windows. A limit of 0 trips on one bad value at any count: that
+is a fact, not noise.
 """
 
 from __future__ import annotations
@@ -28,25 +33,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import betaincinv
 
 from ..column import ColumnProfile
 from ..spec import DEFAULT_MIN_SAMPLES, Rules, Volume
 from .distribution import Categories, Distribution
+from .noise import DEFAULT_ALPHA
 
-__all__ = ["RuleResult", "check_rules", "check_volume", "quality_ratios"]
+__all__ = ["RuleResult", "check_rules", "check_volume", "lower_bound", "quality_ratios", "ratio_limits"]
 
 
 @dataclass(frozen=True)
 class RuleResult:
-    """One rule's outcome: the observed ``value`` (a ratio, or rows for volume), the ``limit`` it is held to."""
+    """One rule's outcome: the observed ``value`` (a ratio, or rows for volume), the ``limit`` it is held to;
+    ``bound`` is the lower confidence bound of a ratio that was held to its limit (None where none was)."""
 
     rule: str
     value: float | None
     limit: float | None
     violated: bool
+    bound: float | None = None
 
     def to_dict(self) -> dict[str, float | bool | None]:
-        return {"value": self.value, "limit": self.limit, "violated": self.violated}
+        result: dict[str, float | bool | None] = {"value": self.value, "limit": self.limit, "violated": self.violated}
+        if self.bound is not None:
+            result["bound"] = self.bound
+        return result
+
+
+def lower_bound(part: float, whole: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """The one-sided Clopper-Pearson lower bound of a ratio ``part / whole`` at level ``1 - alpha``."""
+    if part <= 0 or whole <= 0:
+        return 0.0
+    part = min(part, whole)
+    return float(betaincinv(part, whole - part + 1, alpha))
+
+
+def ratio_limits(rules: Rules, numeric: bool) -> dict[str, float | None]:
+    """The ratio rules that apply to a column of this kind under ``rules``, with their limits."""
+    limits = {"missing": rules.max_missing_ratio, "invalid": rules.max_invalid_ratio}
+    if numeric and (rules.min is not None or rules.max is not None):
+        limits["range"] = rules.max_out_of_range_ratio
+    if not numeric and rules.allowed is not None:
+        limits["allowed"] = rules.max_not_allowed_ratio
+    if not numeric:
+        limits["new_category"] = rules.max_new_category_ratio
+    return {rule: limit for rule, limit in limits.items() if limit is not None}
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -90,24 +122,26 @@ def _sketched_out_of_range(column: ColumnProfile, rules: Rules) -> float:
 
 
 def check_rules(current: ColumnProfile, rules: Rules, reference: ColumnProfile | None = None, *,
-                new_category_ratio: float | None = None,
-                min_samples: int = DEFAULT_MIN_SAMPLES) -> dict[str, RuleResult]:
-    """Every rule that applies to ``current`` under ``rules``, by rule name."""
+                new_category_ratio: float | None = None, min_samples: int = DEFAULT_MIN_SAMPLES,
+                alpha: float = DEFAULT_ALPHA) -> dict[str, RuleResult]:
+    """Every rule that applies to ``current`` under ``rules``, by rule name (ratio rules held to their limit
+    by a lower confidence bound at false-alarm rate ``alpha``, see the module docstring)."""
     ratios = quality_ratios(current, rules)
+    observed = {"missing": (ratios["missing_ratio"], current.count),
+                "invalid": (ratios["invalid_ratio"], current.count),
+                "range": (ratios.get("out_of_range_ratio"), current.valid),
+                "allowed": (ratios.get("not_allowed_ratio"), current.valid),
+                "new_category": (new_category_ratio, current.valid)}
     results: dict[str, RuleResult] = {}
-
-    def check(rule: str, value: float | None, limit: float | None) -> None:
-        if limit is not None:
-            results[rule] = RuleResult(rule, value, limit, value is not None and value > limit)
-
-    check("missing", ratios["missing_ratio"], rules.max_missing_ratio)
-    check("invalid", ratios["invalid_ratio"], rules.max_invalid_ratio)
-    if current.is_numeric and (rules.min is not None or rules.max is not None):
-        check("range", ratios["out_of_range_ratio"], rules.max_out_of_range_ratio)
-    if not current.is_numeric and rules.allowed is not None:
-        check("allowed", ratios["not_allowed_ratio"], rules.max_not_allowed_ratio)
-    if not current.is_numeric and rules.max_new_category_ratio is not None:
-        check("new_category", new_category_ratio, rules.max_new_category_ratio)
+    for rule, limit in ratio_limits(rules, current.is_numeric).items():
+        value, whole = observed[rule]
+        if value is None:
+            results[rule] = RuleResult(rule, None, limit, False)
+        elif limit <= 0:
+            results[rule] = RuleResult(rule, value, limit, value > 0)
+        else:
+            bound = lower_bound(value * whole, whole, alpha)
+            results[rule] = RuleResult(rule, value, limit, whole >= min_samples and bound > limit, bound)
     if rules.not_constant and current.valid >= max(min_samples, 2):
         constant = _is_constant(current)
         was_constant = reference is not None and reference.kind == current.kind and reference.valid >= 2 \

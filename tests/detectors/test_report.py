@@ -75,7 +75,7 @@ def test_constant_reference_does_not_flag_constant_current() -> None:
 def test_window_too_small_exports_samples_not_drift() -> None:
     report = compare(profile(n=5000, seed=1), profile(n=20, seed=2, amount_shift=0.5), SPEC)
     amount = report.columns["amount"]
-    assert amount.samples == 20 and amount.statistics["ks"].value is None and amount.severity == "ok"
+    assert amount.samples == 20 and amount.statistics["ks"].value is None and amount.severity == "unknown"
 
 
 def test_volume_rule() -> None:
@@ -102,12 +102,13 @@ def test_report_json_and_table() -> None:
     report = compare(profile(n=3000, seed=1), profile(n=3000, seed=2, amount_shift=1), SPEC)
     data = json.loads(json.dumps(report.to_dict()))
     amount = data["columns"]["amount"]
-    assert set(amount["ks"]) == {"value", "bound"} and amount["severity"] == "critical"
+    assert set(amount["ks"]) == {"value", "bound", "noise"} and amount["severity"] == "critical"
+    assert amount["ks"]["bound"] < amount["ks"]["noise"] < 0.2  # the null quantile plus the sketch bound
     assert amount["rules"]["range"] == {"value": pytest.approx(0.0, abs=0.01), "limit": 0.0,
                                         "violated": amount["rules"]["range"]["violated"]}
     table = report.table()
     assert table.splitlines()[0].split() == ["column", "signal", "n", "ks", "d1", "psi", "linf", "rules", "severity"]
-    assert "critical" in table and "±" in table
+    assert "critical" in table and "(noise 0." in table
 
 
 def test_quality_ratios_of_an_empty_column() -> None:
@@ -150,3 +151,15 @@ def test_range_and_allowed_rules_without_producer_counts() -> None:
     clean = compare(no_spec_reference, Profile.from_data(rows(n=3000, seed=3), model="fraud"), SPEC)
     assert clean.columns["amount"].quality["out_of_range_ratio"] == 0.0
     assert not clean.columns["amount"].rules["range"].violated and not clean.columns["country"].rules["allowed"].violated
+
+
+def test_html_report_shows_each_value_with_its_noise(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from servewatch.detectors.html_report import write_report
+
+    reference, current = profile(n=3000, seed=1), profile(n=3000, seed=2, amount_shift=1)
+    report = compare(reference, current, SPEC)
+    pictured = write_report([report], {"input": reference}, {"input": current}, str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    ks_value = report.columns["amount"].statistics["ks"]
+    assert pictured == ["input/amount"] and f"ks {ks_value.value:.3f} (noise {ks_value.noise:.3f})" in page
