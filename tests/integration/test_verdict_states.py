@@ -255,7 +255,6 @@ def test_offset_reference_waits_for_its_window_then_judges_and_stopped_traffic_h
     assert pick(stack.metrics(), "servewatch_verdict_unknown", **fraud, feature="amount", reason="no_traffic") == [1.0]
 
 
-@pytest.mark.xfail(strict=False, reason="needs the noise-aware rule")
 def test_a_low_traffic_model_raises_nothing(stack: Stack) -> None:
     time.sleep(max(0.0, stack.started + 45.0 - time.time()))  # four 10 s windows and more
     trickle = [metrics for _, metrics in stack.seen if pick(metrics, "servewatch_window_samples", model="trickle")]
