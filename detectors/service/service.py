@@ -57,7 +57,9 @@ _STORE_REASONS = {
     "future": "profile interval ends more than five minutes in the future (check the producer's clock)",
     "series_limit": "too many models and signals: raise the detector's series limit",
     "conflict": "a column changed type (numeric / categorical) within a bucket",
+    "store_error": "the detector could not store this profile (its log says why)",
 }
+_ACCEPTED = ("accepted", "column_limit")
 
 
 def parse_address(value: str | tuple[str, int], default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -209,7 +211,7 @@ class DetectorService:
         outcomes = self.committer.submit(profiles)
         now = self.clock()
         for profile, outcome in zip(profiles, outcomes):
-            self.activity.profiles(accepted=outcome == "accepted", duplicates=outcome == "duplicate",
+            self.activity.profiles(accepted=outcome in _ACCEPTED, duplicates=outcome == "duplicate",
                                    rejected=[outcome] if outcome in _STORE_REASONS else [], model=profile.model,
                                    at=now)
         return outcomes
@@ -217,14 +219,17 @@ class DetectorService:
     def _on_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse:
         decoded = decode_request(request, Limits())
         outcomes = self.submit(decoded.profiles)
-        reasons = [(_wire_reason(message), message) for message in decoded.rejected]
+        reasons = [(error.reason, str(error)) for error in decoded.rejected]
         reasons += [(outcome, _STORE_REASONS[outcome]) for outcome in outcomes if outcome in _STORE_REASONS]
         self.activity.profiles(ignored=decoded.ignored, rejected=[reason for reason, _ in reasons
                                                                   if reason not in _STORE_REASONS])
+        notes = [f"{profile.model}/{profile.signal}: columns past the limit of {self.store.max_columns} per model "
+                 "and signal were left out" for profile, outcome in zip(decoded.profiles, outcomes)
+                 if outcome == "column_limit" and self.store is not None]
         response = ExportLogsServiceResponse()
-        if reasons:
+        if reasons or notes:  # a message alone (no record rejected) is the OTLP way to warn the sender
             response.partial_success.rejected_log_records = len(reasons)
-            messages = list(dict.fromkeys(message for _, message in reasons))
+            messages = list(dict.fromkeys([message for _, message in reasons] + notes))
             response.partial_success.error_message = "; ".join(messages[:5])
         return response
 
@@ -278,14 +283,6 @@ def _bind(address: tuple[str, int], start: Callable[[], _T]) -> _T:
         return start()
     except OSError as error:
         raise OSError(error.errno, f"cannot listen on {_netloc(*address)}: {error.strerror or error}") from None
-
-
-def _wire_reason(message: str) -> str:
-    if message.startswith("profile version"):
-        return "version"
-    if "sketch" in message or "kll" in message:
-        return "corrupt_sketch"
-    return "malformed"
 
 
 def _loopback(host: str) -> bool:
