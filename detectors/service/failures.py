@@ -59,8 +59,3 @@ class Failures:
                 return
             self._failing.discard((model, signal, stage))
         _log.warning("%s: %s works again", f"{model}/{signal}" if model else "the store", stage)
-
-    def failing(self, stage: str) -> set[tuple[str, str]]:
-        """The (model, signal) whose ``stage`` failed last time."""
-        with self._lock:
-            return {(model, signal) for model, signal, failed in self._failing if failed == stage}

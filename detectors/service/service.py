@@ -17,7 +17,8 @@ ones back from ``listen_address`` / ``metrics_address``) and starts the evaluati
 accepting, lets the requests in flight finish and commit, and closes the store cleanly. ``submit(profiles)``
 stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``, ``interval`` and
 ``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True`` flushes every commit to
-the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated time.
+the disk (see :mod:`.store`); ``max_columns`` bounds the columns of a model and signal per bucket
+(:data:`.store.MAX_COLUMNS`, 512); ``clock`` lets tests and benchmarks run on simulated time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .committer import Committer
 from .evaluator import Evaluator, WindowResult, format_table
 from .gauges import Activity, Gauges
 from .receiver import Receiver, ReceiverLimits
-from .store import Store
+from .store import MAX_COLUMNS, Store
 from .tiers import Layout
 
 __all__ = ["DetectorService", "parse_address"]
@@ -91,7 +92,7 @@ class DetectorService:
                  metrics_listen: str | tuple[str, int] = "127.0.0.1:9108", interval: float | str | None = None,
                  bucket: float | str | None = None, retention: float | str | None = None, token: str | None = None,
                  limits: ReceiverLimits | None = None, max_series: int = 1000, max_metric_series: int = 10_000,
-                 fsync: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 max_columns: int = MAX_COLUMNS, fsync: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec) if spec is not None else Spec()
         settings = self.spec.detector
         self.state_dir = os.fspath(state_dir)
@@ -100,6 +101,7 @@ class DetectorService:
         self.token = token or None
         self.limits = limits or ReceiverLimits()
         self.max_series = max_series
+        self.max_columns = max_columns
         self.fsync = fsync
         self.clock = clock
         self._listen = parse_address(listen)
@@ -126,7 +128,8 @@ class DetectorService:
 
     def start(self) -> DetectorService:
         """Open the store, bind both listeners, start evaluating every ``interval``."""
-        self.store = Store(self.state_dir, self.layout, max_series=self.max_series, fsync=self.fsync)
+        self.store = Store(self.state_dir, self.layout, max_series=self.max_series, max_columns=self.max_columns,
+                           fsync=self.fsync)
         self.activity.store = self.store
         self.evaluator = Evaluator(self.spec, self.store)
         try:
@@ -223,9 +226,9 @@ class DetectorService:
         reasons += [(outcome, _STORE_REASONS[outcome]) for outcome in outcomes if outcome in _STORE_REASONS]
         self.activity.profiles(ignored=decoded.ignored, rejected=[reason for reason, _ in reasons
                                                                   if reason not in _STORE_REASONS])
-        notes = [f"{profile.model}/{profile.signal}: columns past the limit of {self.store.max_columns} per model "
-                 "and signal were left out" for profile, outcome in zip(decoded.profiles, outcomes)
-                 if outcome == "column_limit" and self.store is not None]
+        notes = [f"{profile.model}/{profile.signal}: columns past the limit of {self.max_columns} per model and "
+                 "signal were left out" for profile, outcome in zip(decoded.profiles, outcomes)
+                 if outcome == "column_limit"]
         response = ExportLogsServiceResponse()
         if reasons or notes:  # a message alone (no record rejected) is the OTLP way to warn the sender
             response.partial_success.rejected_log_records = len(reasons)
