@@ -22,9 +22,9 @@ delivered again, it is counted once. The interval start is part of the key so th
 under the same id (its sequence starting again at 0) is not mistaken for a repeat; keys are kept for an
 hour (or the finest tier's horizon, if longer). Profiles without a producer cannot be deduplicated.
 
-Tables: ``buckets`` (small rows: series, tier, start, version, whether merged upwards) apart from
-``bucket_data`` (the sketches, in the :mod:`.codec` encoding), so scans and bookkeeping never touch the
-sketches; ``received`` (dedupe keys), ``series`` (first bucket of each model and signal), ``refs`` (frozen
+Tables (:mod:`.database`): ``buckets`` (small rows: series, tier, start, version, whether merged upwards)
+apart from ``bucket_data`` (the sketches, in the :mod:`.codec` encoding), so scans and bookkeeping never touch
+the sketches; ``received`` (dedupe keys), ``series`` (first bucket of each model and signal), ``refs`` (frozen
 references), ``meta`` (schema, bucket size). One connection writes (under a lock; the service's committer
 thread and the maintenance share it), another reads (evaluation); WAL lets them run side by side. Tier-0
 buckets still receiving data stay decoded in memory, so a write decodes nothing; everything else is read
