@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import datasketches as ds
@@ -359,7 +360,7 @@ def _check_frequent(frequent: Any, where: str) -> None:
         error = frequent.get_upper_bound("") - frequent.get_lower_bound("")   # the same for every item
     except Exception as failure:
         raise ProfileError(f"{where}: corrupt frequent-items sketch: {failure}", "corrupt_sketch") from None
-    held = sum(item[2] for item in items)   # the lower bounds: what the items surely weigh
+    held = sum(map(itemgetter(2), items))   # the lower bounds: what the items surely weigh
     weight = frequent.total_weight
     if error == 0 and not items and weight:
         raise ProfileError(f"{where}: frequent-items sketch weighs {weight} but holds no items", "hollow_sketch")
