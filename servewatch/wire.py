@@ -348,6 +348,9 @@ def _column(name: str, fields: Mapping[str, AnyValue], limits: Limits) -> Column
     if frequent.total_weight != valid:
         raise ProfileError(f"{where}: sketch holds weight {frequent.total_weight}, counts say {valid}",
                            "sketch_mismatch")
+    if distinct.is_empty() != (valid == 0):   # every valid value goes into both sketches
+        raise ProfileError(f"{where}: distinct-count sketch is {'' if distinct.is_empty() else 'not '}empty, counts "
+                           f"say {valid} values", "sketch_mismatch")
     _check_frequent(frequent, where)
     return ColumnProfile.from_parts(name, kind, counts, frequent=frequent, distinct=distinct)
 

@@ -154,6 +154,8 @@ def _set(value: AnyValue, **field: object) -> None:
     (lambda r: _set(_field(r, "country", "frequent"), bytes_value=b"garbage!"), "corrupt sketch", "corrupt_sketch"),
     (lambda r: _set(_field(r, "country", "frequent"), bytes_value=_hollow(5000)), "weighs 5000 but holds no items",
      "hollow_sketch"),
+    (lambda r: _set(_field(r, "country", "distinct"), bytes_value=ds.hll_sketch(12).serialize_compact()),
+     "distinct-count sketch is empty, counts say 5000 values", "sketch_mismatch"),
     (lambda r: _column(r, "country").kvlist_value.values.add(key="not_allowed").value.__setattr__("int_value", 10**9),
      "not_allowed exceeds", "count_range"),
     (lambda r: _column(r, "amount").kvlist_value.values.add(key="count").value.__setattr__("int_value", 1),
