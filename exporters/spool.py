@@ -18,6 +18,7 @@ percent-encoded (its UTF-8 bytes; ``-``, the separator, is ``%2D``), so ``a/b``,
 names of their own and :func:`parse_spool_name` gives the names back. Names that would be longer than
 :data:`MAX_NAME_LENGTH` bytes keep a readable prefix of each name and end in ``~<digest>`` (a hash of the
 producer, model, signal, sequence and interval): still unique, and the file itself says the rest.
+A profile the wire refuses is left out (``export`` raises its ProfileError once the others are written).
 A file appears whole or not at all: it is written under a hidden temporary name in the same directory, flushed
 and renamed; a directory that was removed is made again. A write that fails (disk full, permissions) leaves
 the profile pending for the next export;
@@ -36,7 +37,6 @@ from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
 
-from servewatch.errors import ProfileError
 from servewatch.profile import Profile
 from servewatch.wire import encode_profiles
 
@@ -72,25 +72,10 @@ class SpoolProfileExporter(ProfileExporter):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._resource = scalar_attributes(resource)
-        self._refused: ProfileError | None = None
-
-    def export(self, profiles: Sequence[Profile]) -> int:
-        """Queue and write ``profiles`` (see :meth:`ProfileExporter.export`). A profile the wire refuses (a
-        name too long, ...) is left out; the others are written, then its ProfileError is raised."""
-        delivered = super().export(profiles)
-        refused, self._refused = self._refused, None
-        if refused is not None:
-            raise refused
-        return delivered
 
     def _queue(self, profiles: Sequence[Profile]) -> None:
-        items = []
-        for profile in profiles:
-            try:
-                items.append((spool_name(profile), encode_profiles([profile], self._resource)))
-            except ProfileError as error:
-                self._refused = self._refused or error
-        self._outbox.put(items)
+        self._outbox.put(self._encoded(profiles, lambda profile: (spool_name(profile),
+                                                                  encode_profiles([profile], self._resource))))
 
     def _send(self, items: list[tuple[str, bytes]]) -> bool:
         for name, data in items:
@@ -155,4 +140,4 @@ def read_spool(directory: str | os.PathLike[str]) -> Iterator[tuple[Path, Profil
         try:
             yield path, Profile.from_bytes(path.read_bytes())
         except ProfileError as error:
-            raise ProfileError(f"{path}: {error}") from None
+            raise ProfileError(f"{path}: {error}", error.reason) from None
