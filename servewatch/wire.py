@@ -140,11 +140,11 @@ def profile_record(profile: Profile, limits: Limits | None = None) -> tuple[dict
         if column.sketch is not None:
             entry["kll"] = column.sketch.serialize()
         else:
-            if not column.frequent.num_active_items and column.frequent.total_weight:  # type: ignore[union-attr]
-                raise ProfileError(f"column {name!r}: frequent-items sketch weighs {column.frequent.total_weight} "  # type: ignore[union-attr]
-                                   "but holds no items (purged to none: its bytes would lose the weight)",
-                                   "hollow_sketch")
-            entry["frequent"] = column.frequent.serialize()  # type: ignore[union-attr]
+            frequent: Any = column.frequent
+            if not frequent.num_active_items and frequent.total_weight:  # datasketches would write it empty
+                raise ProfileError(f"column {name!r}: frequent-items sketch weighs {frequent.total_weight} but holds "
+                                   "no items (purged to none: its bytes would lose the weight)", "hollow_sketch")
+            entry["frequent"] = frequent.serialize()
             entry["distinct"] = column.distinct.serialize_compact()  # type: ignore[union-attr]
         body_columns[name] = entry
     return attributes, {"rows": profile.rows, "columns": body_columns}

@@ -57,7 +57,7 @@ def test_a_failing_model_is_counted_in_the_exposition(tmp_path: Path, profile: C
     try:
         detector.evaluate()   # (the loop evaluates at start too)
         text = requests.get(detector.metrics_url, timeout=10).text
-        failures = re.search(r'servewatch_detector_model_failures_total\{model="hostile",stage="maintain"\} (\S+)', text)
+        failures = re.search(r'model_failures_total\{model="hostile",stage="maintain"\} (\S+)', text)
         assert failures is not None and float(failures.group(1)) >= 1
         assert 'servewatch_window_samples{' in text and 'model="good"' in text
     finally:
