@@ -298,10 +298,14 @@ class Store:
             connection = self._writer
             connection.execute("BEGIN IMMEDIATE")
             try:
+                retained = self.layout.cutoff(len(tiers) - 1, now) - tiers[-1].size
                 for tier in tiers:  # merged upwards already, or of the last tier (IN keeps the index usable)
                     kept = "(1)" if tier.index < len(tiers) - 1 else "(0, 1)"
                     connection.execute(f"DELETE FROM buckets WHERE tier=? AND rolled IN {kept} AND start<=?",
                                        (tier.index, self.layout.cutoff(tier.index, now) - tier.size))
+                    if tier.index < len(tiers) - 1:  # never merged upwards (its roll-up kept failing): too old now
+                        connection.execute("DELETE FROM buckets WHERE tier=? AND rolled=0 AND start<=?",
+                                           (tier.index, retained))
                 connection.execute("DELETE FROM buckets WHERE tier>=?", (len(tiers),))
                 connection.execute("DELETE FROM received WHERE at<?", (now - self.dedupe_horizon,))
                 connection.execute("COMMIT")
@@ -315,21 +319,23 @@ class Store:
     def _roll_contained(self, tier: int, children: list[tuple[str, str, float]]) -> int:
         """:meth:`_roll`, and when one series' data fails the batch, each series on its own: the failure stays
         with its series (recorded in ``failures``), the others are rolled up (caller holds the lock)."""
-        series = [key for key, _ in groupby(children, key=lambda child: (child[0], child[1]))]
+        series = {key: list(group) for key, group in groupby(children, key=lambda child: (child[0], child[1]))}
         try:
             rolled = self._roll(tier, children)
         except Exception as error:
             if store_failure(error):
                 raise
+            rolled = -1
+        if rolled < 0:  # outside the handler, so that a series' own failure is logged without the batch's
             rolled = 0
-            for (model, signal), group in groupby(children, key=lambda child: (child[0], child[1])):
+            for (model, signal), group in list(series.items()):
                 try:
-                    rolled += self._roll(tier, list(group))
-                except Exception as failure:
-                    if store_failure(failure):
+                    rolled += self._roll(tier, group)
+                except Exception as error:
+                    if store_failure(error):
                         raise
-                    self.failures.record("maintain", model, signal, failure)
-                    series.remove((model, signal))
+                    self.failures.record("maintain", model, signal, error)
+                    del series[(model, signal)]
         for model, signal in series:
             self.failures.clear("maintain", model, signal)
         return rolled

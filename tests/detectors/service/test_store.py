@@ -173,6 +173,10 @@ def test_a_model_whose_roll_up_fails_stops_no_other_model(store_factory: Callabl
     again.maintain(T0 + 2000)
     assert again.failures.counts == {("bad", "maintain"): 1}
     assert again.index("good", "input", 0.0).starts(1) == [T0, T0 + 600]
+    again.maintain(T0 + 9 * 86400)                      # past the retention: what never rolled up goes too
+    assert not again.index("bad", "input", 0.0) and again.failures.counts == {("bad", "maintain"): 2}
+    again.maintain(T0 + 9 * 86400 + 60)
+    assert again.failures.counts == {("bad", "maintain"): 2}
 
 
 @pytest.mark.parametrize("damage", [
