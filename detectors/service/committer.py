@@ -129,8 +129,10 @@ class Committer:
         profiles = [profile for ticket in batch for profile in ticket.profiles]
         try:
             try:
-                outcomes = self._write(profiles, alone=len(batch) == 1)
-            except _Alone:  # one request's data failed the group: each request alone, then each profile
+                outcomes: list[str] | None = self._write(profiles, alone=len(batch) == 1)
+            except _Alone:
+                outcomes = None
+            if outcomes is None:  # one request's data failed the group: each request alone, then each profile
                 for ticket in batch:
                     ticket.outcomes = self._write(ticket.profiles, alone=True)
                     ticket.finished = True
@@ -161,13 +163,13 @@ class Committer:
         except Exception as error:
             if store_failure(error):
                 raise
-            if not alone:
-                raise _Alone() from error
-            if len(profiles) > 1:
-                return [outcome for profile in profiles for outcome in self._write([profile], alone=True)]
-            profile = profiles[0]
-            self.store.failures.record("store", profile.model, profile.signal, error)
-            return ["store_error"]
+            failure = error
+        if not alone:
+            raise _Alone() from failure
+        if len(profiles) > 1:  # outside the handler: a profile's own failure is logged without the request's
+            return [outcome for profile in profiles for outcome in self._write([profile], alone=True)]
+        self.store.failures.record("store", profiles[0].model, profiles[0].signal, failure)
+        return ["store_error"]
 
     @staticmethod
     def _fail(batch: list[_Ticket], reason: str) -> None:
