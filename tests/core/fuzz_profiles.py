@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections import Counter
 
 import datasketches as ds
 import numpy as np
@@ -144,7 +145,8 @@ def main() -> int:
     cases, seed, workdir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     rng = random.Random(seed)
     corpus = seeds()
-    decoded = rejected = 0
+    decoded = 0
+    reasons: Counter[str] = Counter()
     path = os.path.join(workdir, "case.bin")
     for _ in range(cases):
         data, spans = rng.choice(corpus)
@@ -159,11 +161,12 @@ def main() -> int:
             if error.reason not in PROFILE_REASONS:
                 print(f"unknown reason {error.reason!r}: {error}", file=sys.stderr)
                 return 1
-            rejected += 1
+            reasons[error.reason] += 1
         except Exception as error:  # anything but ProfileError is a bug
             print(f"unexpected {type(error).__name__}: {error}", file=sys.stderr)
             return 1
-    print(f"{cases} cases: {rejected} rejected with ProfileError, {decoded} decoded")
+    print(f"{cases} cases: {sum(reasons.values())} rejected with ProfileError, {decoded} decoded")
+    print("rejected by reason: " + ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items())))
     return 0
 
 
