@@ -28,8 +28,8 @@ once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_det
 accepted), ``servewatch_detector_evaluation_duration_seconds`` (the last evaluation),
 ``servewatch_detector_requests_total{path, code}``, ``servewatch_detector_store_damaged_total``,
 ``servewatch_detector_columns_dropped_total{model}`` (columns left out past the store's per-bucket limit),
-``servewatch_detector_model_failures_total{model, stage}`` (roll-ups and evaluations that failed on one
-model's data, :mod:`.failures`), and for
+``servewatch_detector_model_failures_total{model, stage}`` (roll-ups, evaluations and profiles that failed
+on one model's data, :mod:`.failures`), and for
 re-exposed serving metrics ``servewatch_detector_metric_points_received_total``,
 ``servewatch_detector_metric_points_rejected_total{reason}``, ``servewatch_detector_metric_series``.
 """
@@ -194,7 +194,7 @@ class Activity:
                                       "Columns left out because the model's bucket held the column limit",
                                       labels=["model"])
         failures = CounterMetricFamily("servewatch_detector_model_failures",
-                                       "Roll-ups (maintain) and evaluations (evaluate) that failed on one model",
+                                       "Work that failed on one model's data, by stage (maintain, evaluate, store)",
                                        labels=["model", "stage"])
         if store is not None:
             for model, count in sorted(dict(store.columns_dropped).items()):  # a copy: writers update it
