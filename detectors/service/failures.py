@@ -47,8 +47,9 @@ class Failures:
             self._failing.add(key)
         if first:
             where = f"{model}/{signal}" if model else "the store"
-            _log.error("%s: %s failed (%s: %s); retried every interval, the other models go on (further "
-                       "failures are only counted)", where, stage, type(error).__name__, error, exc_info=error)
+            _log.error("%s: %s failed (%s: %s); the other models go on. Further failures are counted in "
+                       "servewatch_detector_model_failures_total, not logged", where, stage, type(error).__name__,
+                       error, exc_info=error)
 
     def clear(self, stage: str, model: str, signal: str) -> None:
         """The (model, signal, stage) worked: log the recovery if it was failing."""
