@@ -76,11 +76,14 @@ def spawn(state: Path, *flags: str) -> Detector:
                "--metrics-listen", "127.0.0.1:0", "--state", str(state), "--log-level", "warning", *flags]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
-    line = process.stdout.readline()
-    found = re.search(r"receiving OTLP/HTTP on (http://\S+) .*serving (http://\S+/metrics)", line)
+    lines: list[str] = []
+    found = None
+    while found is None and (line := process.stdout.readline()):   # a log line may come first (damaged state)
+        lines.append(line)
+        found = re.search(r"receiving OTLP/HTTP on (http://\S+) .*serving (http://\S+/metrics)", line)
     if found is None:
         process.kill()
-        raise AssertionError(f"unexpected start-up output: {line}{process.stdout.read()}")
+        raise AssertionError(f"unexpected start-up output: {''.join(lines)}{process.stdout.read()}")
     threading.Thread(target=process.stdout.read, daemon=True).start()  # keep draining its output
     return Detector(process, found.group(1), found.group(2), state)
 
