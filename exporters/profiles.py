@@ -36,6 +36,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 
 from servewatch import __version__
+from servewatch.errors import ProfileError
 from servewatch.profile import Profile
 from servewatch.wire import EVENT_NAME, profile_record
 
@@ -57,6 +58,7 @@ class ProfileExporter:
         self._outbox: Outbox[Any] = Outbox(capacity, on_drop=on_drop)
         self._batch = batch
         self._lock = threading.Lock()
+        self._refused: ProfileError | None = None
 
     @property
     def pending(self) -> int:
@@ -72,11 +74,27 @@ class ProfileExporter:
         """Queue ``profiles`` and deliver what is pending, oldest first; returns how many were delivered.
         Exceptions of the transport propagate (the items stay pending). What waits is the encoded form, never
         the profiles themselves: a caller that keeps no reference of its own frees their sketches before the
-        delivery starts (a delivery stuck on a dead endpoint at interpreter exit then holds no sketch)."""
+        delivery starts (a delivery stuck on a dead endpoint at interpreter exit then holds no sketch). A
+        profile the wire refuses (:class:`~servewatch.wire.Limits`: a name too long, ...) is left out; the
+        others are delivered, then its ProfileError is raised."""
         self._queue(profiles)
         del profiles
         with self._lock:
-            return self._outbox.deliver(self._send, batch=self._batch)
+            delivered = self._outbox.deliver(self._send, batch=self._batch)
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            raise refused
+        return delivered
+
+    def _encoded(self, profiles: Sequence[Profile], encode: Callable[[Profile], Any]) -> list[Any]:
+        """``encode(profile)`` of each profile; one that raises ProfileError is left out (``export`` raises it)."""
+        items = []
+        for profile in profiles:
+            try:
+                items.append(encode(profile))
+            except ProfileError as error:
+                self._refused = self._refused or error
+        return items
 
     def shutdown(self) -> None:
         """Release the transport; pending items are abandoned."""
@@ -121,8 +139,7 @@ class OTLPProfileExporter(ProfileExporter):
 
     def _queue(self, profiles: Sequence[Profile]) -> None:
         observed = time.time_ns()
-        for profile in profiles:
-            attributes, body = profile_record(profile)
+        for attributes, body in self._encoded(profiles, profile_record):
             self._logger.emit(timestamp=int(attributes["servewatch.interval.end"] * 1e9), observed_timestamp=observed,
                               event_name=EVENT_NAME, attributes=attributes, body=body)
 

@@ -153,4 +153,4 @@ def _scaled(k: int, depth: int) -> int:
 
 
 def _fail(reason: str) -> None:
-    raise ProfileError(f"kll sketch: {reason}")
+    raise ProfileError(f"kll sketch: {reason}", reason="corrupt_sketch")

@@ -23,6 +23,14 @@ The producer defaults to the resource's ``service.instance.id``. Reference files
 same bytes, so one decoder serves the network, the spool and references. Decoding checks sizes, version,
 types, counts against sketches, and the KLL layout (:mod:`servewatch.kll_layout`) before any sketch bytes reach
 the C++ library.
+
+Limits. :class:`Limits` is the one home of what a profile may hold: names and keys, rows and counts, sequence
+numbers, interval ends, columns, sketch and request bytes. The encoder refuses what the decoder would reject,
+with the same :class:`~servewatch.ProfileError` and its ``reason`` code (:data:`servewatch.errors.PROFILE_REASONS`).
+Counts must also agree with each other and with the sketches: a numeric column's KLL holds exactly its valid
+values; a categorical column's frequent-items sketch weighs exactly its valid values, and the items it holds
+account for that weight up to the error the sketch records (a sketch with a weight, no items and no error is
+*hollow* and rejected).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import datasketches as ds
@@ -60,17 +69,27 @@ __all__ = [
 EVENT_NAME = "servewatch.profile"
 WIRE_VERSION = 1
 _COUNTS = ("count", "missing", "non_finite", "invalid", "below_min", "above_max", "not_allowed")
-_MAX_COUNT = 2**62
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What a decoder accepts at most."""
+    """What a profile may hold: the encoder refuses and the decoder rejects anything beyond."""
 
     max_bytes: int = 64 * 2**20
+    """Bytes of one serialized request."""
     max_columns: int = 4096
+    """Columns of one profile."""
     max_name_length: int = 256
+    """Characters of a model, signal, producer or column name, and of every key in a record's body."""
     max_sketch_bytes: int = 2**20
+    """Bytes of one serialized sketch."""
+    max_count: int = 2**48
+    """Rows of a profile, and each count of a column (2.8e14: a million rows a second for nine years, and
+    far enough below 2**63 that merging thousands of profiles never overflows a 64-bit count)."""
+    max_sequence: int = 2**63 - 1
+    """Sequence numbers are in ``[0, max_sequence]``."""
+    max_time: float = 1e10
+    """Interval ends are Unix seconds in ``[0, max_time)`` (year 2286; in nanoseconds they fit 64 bits)."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -81,44 +100,63 @@ class Decoded:
     """The outcome of decoding one request record by record."""
 
     profiles: list[Profile] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    """One reason per rejected ``servewatch.profile`` record."""
+    rejected: list[ProfileError] = field(default_factory=list)
+    """Why each rejected ``servewatch.profile`` record was rejected (``str(error)``, ``error.reason``)."""
     ignored: int = 0
     """Log records that are not ``servewatch.profile`` events."""
 
 
 # -- encoding ---------------------------------------------------------------------------------------------
 
-def profile_record(profile: Profile) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(attributes, body)`` of the log record carrying ``profile`` (plain Python values; bytes for sketches)."""
+def profile_record(profile: Profile, limits: Limits | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(attributes, body)`` of the log record carrying ``profile`` (plain Python values; bytes for sketches).
+    Raises :class:`~servewatch.ProfileError` for a profile the decoder would reject (see :class:`Limits`)."""
+    limits = limits or DEFAULT_LIMITS
+    start = float(profile.start)
+    end = float(profile.end if profile.end is not None else profile.start)
+    _check_identity(profile.model, profile.signal, profile.producer, limits)
+    _check_interval(start, end, limits)
+    _check_range(int(profile.sequence), limits.max_sequence, "servewatch.sequence", "sequence_range")
+    _check_range(profile.rows, limits.max_count, "body.rows", "rows_range")
+    columns = profile.columns
+    _check_width(len(columns), limits)
     attributes: dict[str, Any] = {
         "servewatch.profile.version": WIRE_VERSION,
         "servewatch.model": profile.model,
         "servewatch.signal": profile.signal,
-        "servewatch.interval.start": float(profile.start),
-        "servewatch.interval.end": float(profile.end if profile.end is not None else profile.start),
+        "servewatch.interval.start": start,
+        "servewatch.interval.end": end,
         "servewatch.sequence": int(profile.sequence),
     }
     if profile.producer:
         attributes["servewatch.producer"] = profile.producer
-    columns: dict[str, Any] = {}
-    for name, column in profile.columns.items():
+    body_columns: dict[str, Any] = {}
+    for name, column in columns.items():
+        _check_name(name, f"column name {name[:40]!r}", limits, required=True)
+        counts = {key: getattr(column, key) for key in _COUNTS}
+        _check_counts(counts, f"column {name!r}", limits)
         entry: dict[str, Any] = {"type": column.kind}
-        entry.update((key, getattr(column, key)) for key in _COUNTS if getattr(column, key))
+        entry.update((key, value) for key, value in counts.items() if value)
         if column.sketch is not None:
             entry["kll"] = column.sketch.serialize()
         else:
-            entry["frequent"] = column.frequent.serialize()  # type: ignore[union-attr]
+            frequent: Any = column.frequent
+            if not frequent.num_active_items and frequent.total_weight:  # datasketches would write it empty
+                raise ProfileError(f"column {name!r}: frequent-items sketch weighs {frequent.total_weight} but holds "
+                                   "no items (purged to none: its bytes would lose the weight)", "hollow_sketch")
+            entry["frequent"] = frequent.serialize()
             entry["distinct"] = column.distinct.serialize_compact()  # type: ignore[union-attr]
-        columns[name] = entry
-    return attributes, {"rows": profile.rows, "columns": columns}
+        body_columns[name] = entry
+    return attributes, {"rows": profile.rows, "columns": body_columns}
 
 
-def encode_profiles(profiles: Iterable[Profile], resource: Mapping[str, Any] | None = None) -> bytes:
-    """A serialized ``ExportLogsServiceRequest`` with one record per profile."""
+def encode_profiles(profiles: Iterable[Profile], resource: Mapping[str, Any] | None = None,
+                    limits: Limits | None = None) -> bytes:
+    """A serialized ``ExportLogsServiceRequest`` with one record per profile (ProfileError for a profile the
+    decoder would reject)."""
     records = []
     for profile in profiles:
-        attributes, body = profile_record(profile)
+        attributes, body = profile_record(profile, limits)
         end_ns = int(attributes["servewatch.interval.end"] * 1e9)
         records.append(LogRecord(time_unix_nano=end_ns, observed_time_unix_nano=end_ns, event_name=EVENT_NAME,
                                  body=_any(body), attributes=_key_values(attributes)))
@@ -156,11 +194,11 @@ def decode_profiles(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Profil
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProfileError(f"expected bytes, got {type(data).__name__}")
     if len(data) > limits.max_bytes:
-        raise ProfileError(f"{len(data)} bytes is over the {limits.max_bytes}-byte limit")
+        raise ProfileError(f"{len(data)} bytes is over the {limits.max_bytes}-byte limit", "oversized")
     request = parse_request(bytes(data))
     decoded = decode_request(request, limits)
     if decoded.rejected:
-        raise ProfileError(decoded.rejected[0])
+        raise decoded.rejected[0]
     return decoded.profiles
 
 
@@ -187,7 +225,7 @@ def decode_request(request: ExportLogsServiceRequest, limits: Limits = DEFAULT_L
                 try:
                     decoded.profiles.append(profile_from_record(record, resource, limits))
                 except ProfileError as error:
-                    decoded.rejected.append(str(error))
+                    decoded.rejected.append(error)
     return decoded
 
 
@@ -203,85 +241,154 @@ def profile_from_record(record: LogRecord, resource: Mapping[str, AnyValue] | No
     attributes = {kv.key: kv.value for kv in record.attributes}
     version = _int(attributes.get("servewatch.profile.version"), "servewatch.profile.version")
     if version != WIRE_VERSION:
-        raise ProfileError(f"profile version {version} is not supported (this decoder reads {WIRE_VERSION})")
-    model = _text(attributes.get("servewatch.model"), "servewatch.model", limits, required=True)
-    signal = _text(attributes.get("servewatch.signal"), "servewatch.signal", limits, required=True)
-    if signal not in SIGNALS:
-        raise ProfileError(f"servewatch.signal must be one of {', '.join(SIGNALS)}, got {signal!r}")
+        raise ProfileError(f"profile version {version} is not supported (this decoder reads {WIRE_VERSION})",
+                           "version")
+    model = _text(attributes.get("servewatch.model"), "servewatch.model")
+    signal = _text(attributes.get("servewatch.signal"), "servewatch.signal")
+    producer = _text(attributes.get("servewatch.producer", AnyValue(string_value="")), "servewatch.producer")
+    if not producer and resource is not None:
+        producer = _text(resource.get("service.instance.id", AnyValue(string_value="")), "service.instance.id")
+    _check_identity(model, signal, producer, limits)
     start = _seconds(attributes.get("servewatch.interval.start"), "servewatch.interval.start")
     end = _seconds(attributes.get("servewatch.interval.end"), "servewatch.interval.end")
-    if end < start:
-        raise ProfileError("servewatch.interval.end is before servewatch.interval.start")
-    producer = _text(attributes.get("servewatch.producer"), "servewatch.producer", limits, required=False)
-    if not producer and resource is not None:
-        producer = _text(resource.get("service.instance.id"), "service.instance.id", limits, required=False)
+    _check_interval(start, end, limits)
     sequence = _int(attributes.get("servewatch.sequence", AnyValue(int_value=0)), "servewatch.sequence")
-    body = _fields(record.body, "body")
+    _check_range(sequence, limits.max_sequence, "servewatch.sequence", "sequence_range")
+    body = _fields(record.body, "body", limits)
     rows = _int(body.get("rows", AnyValue(int_value=0)), "body.rows")
-    columns = _fields(body.get("columns", AnyValue(kvlist_value=KeyValueList())), "body.columns")
-    if len(columns) > limits.max_columns:
-        raise ProfileError(f"{len(columns)} columns is over the limit of {limits.max_columns}")
+    _check_range(rows, limits.max_count, "body.rows", "rows_range")
+    columns = _fields(body.get("columns", AnyValue(kvlist_value=KeyValueList())), "body.columns", limits)
+    _check_width(len(columns), limits)
     profile = Profile(model, signal, start=start, end=end, producer=producer, sequence=sequence)
     profile.rows = rows
     decoded = profile._columns
     for name, value in columns.items():
-        if not name or len(name) > limits.max_name_length:
-            raise ProfileError(f"column name of length {len(name)} outside [1, {limits.max_name_length}]")
-        decoded[name] = _column(name, _fields(value, f"column {name!r}"), limits)
+        _check_name(name, f"column name {name[:40]!r}", limits, required=True)
+        decoded[name] = _column(name, _fields(value, f"column {name!r}", limits), limits)
     return profile
+
+
+# -- the rules both sides apply ---------------------------------------------------------------------------
+
+def _check_identity(model: str, signal: str, producer: str | None, limits: Limits) -> None:
+    _check_name(model, "servewatch.model", limits, required=True)
+    if signal not in SIGNALS:
+        raise ProfileError(f"servewatch.signal must be one of {', '.join(SIGNALS)}, got {signal[:40]!r}")
+    _check_name(producer or "", "servewatch.producer", limits, required=False)
+
+
+def _check_name(text: str, where: str, limits: Limits, *, required: bool) -> None:
+    if len(text) > limits.max_name_length or (required and not text):
+        raise ProfileError(f"{where} must be {int(required)} to {limits.max_name_length} characters, "
+                           f"got {len(text)}", "name_length")
+
+
+def _check_interval(start: float, end: float, limits: Limits) -> None:
+    for where, seconds in (("servewatch.interval.start", start), ("servewatch.interval.end", end)):
+        if not math.isfinite(seconds) or not 0 <= seconds < limits.max_time:
+            raise ProfileError(f"{where} {seconds!r} is not a plausible Unix time (0 to {limits.max_time:.0e})",
+                               "interval")
+    if end < start:
+        raise ProfileError("servewatch.interval.end is before servewatch.interval.start", "interval")
+
+
+def _check_range(value: int, top: int, where: str, reason: str) -> None:
+    if not 0 <= value <= top:
+        raise ProfileError(f"{where} {value} outside [0, {_power(top)}]", reason)
+
+
+def _check_width(columns: int, limits: Limits) -> None:
+    if columns > limits.max_columns:
+        raise ProfileError(f"{columns} columns is over the limit of {limits.max_columns}", "oversized")
+
+
+def _check_counts(counts: Mapping[str, int], where: str, limits: Limits) -> int:
+    """The column's valid values, once every count is in range and they agree with each other."""
+    for key, value in counts.items():
+        if not 0 <= value <= limits.max_count:
+            raise ProfileError(f"{where}: {key} {value} outside [0, {_power(limits.max_count)}]", "count_range")
+    valid = counts["count"] - counts["missing"] - counts["non_finite"] - counts["invalid"]
+    if valid < 0:
+        raise ProfileError(f"{where}: missing + non_finite + invalid exceed count", "count_range")
+    if counts["below_min"] + counts["above_max"] > valid:
+        raise ProfileError(f"{where}: out-of-range counts exceed the values", "count_range")
+    if counts["not_allowed"] > valid:
+        raise ProfileError(f"{where}: not_allowed exceeds the values", "count_range")
+    return valid
+
+
+def _power(value: int) -> str:
+    """``2**48`` for a power of two (and ``2**63-1`` for one less), else the number."""
+    for exponent, offset in ((value.bit_length() - 1, 0), (value.bit_length(), 1)):
+        if value > 1024 and value == 2**exponent - offset:
+            return f"2**{exponent}" + ("-1" if offset else "")
+    return str(value)
 
 
 def _column(name: str, fields: Mapping[str, AnyValue], limits: Limits) -> ColumnProfile:
     where = f"column {name!r}"
-    kind = _text(fields.get("type"), f"{where} type", limits, required=True)
+    kind = _text(fields.get("type"), f"{where} type")
     if kind not in ("numeric", "categorical"):
-        raise ProfileError(f"{where}: type must be numeric or categorical, got {kind!r}")
+        raise ProfileError(f"{where}: type must be numeric or categorical, got {kind[:40]!r}")
     counts = {key: _int(fields.get(key, AnyValue(int_value=0)), f"{where} {key}") for key in _COUNTS}
-    if any(not 0 <= value <= _MAX_COUNT for value in counts.values()):
-        raise ProfileError(f"{where}: counts must be in [0, 2**62]")
-    valid = counts["count"] - counts["missing"] - counts["non_finite"] - counts["invalid"]
-    if valid < 0:
-        raise ProfileError(f"{where}: missing + non_finite + invalid exceed count")
+    valid = _check_counts(counts, where, limits)
     if kind == "numeric":
         data = _sketch_bytes(fields.get("kll"), f"{where} kll", limits)
         check_kll(data)
         sketch = _deserialize(ds.kll_doubles_sketch, data, where)
         if sketch.n != valid:
-            raise ProfileError(f"{where}: sketch holds {sketch.n} values, counts say {valid}")
-        if counts["below_min"] + counts["above_max"] > valid:
-            raise ProfileError(f"{where}: out-of-range counts exceed the values")
+            raise ProfileError(f"{where}: sketch holds {sketch.n} values, counts say {valid}", "sketch_mismatch")
         return ColumnProfile.from_parts(name, kind, counts, sketch=sketch)
-    else:
-        frequent = _deserialize(ds.frequent_strings_sketch, _sketch_bytes(fields.get("frequent"), f"{where} frequent",
-                                                                          limits), where)
-        distinct = _deserialize(ds.hll_sketch, _sketch_bytes(fields.get("distinct"), f"{where} distinct", limits), where)
-        try:  # item strings must decode (a corrupt one raises std::bad_cast only when read)
-            frequent.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
-        except Exception as error:
-            raise ProfileError(f"{where}: corrupt frequent-items sketch: {error}") from None
-        if not 4 <= distinct.lg_config_k <= 21:
-            raise ProfileError(f"{where}: distinct-count sketch has lg_k {distinct.lg_config_k} outside [4, 21]")
-        if frequent.total_weight != valid:
-            raise ProfileError(f"{where}: sketch holds weight {frequent.total_weight}, counts say {valid}")
-        if counts["not_allowed"] > valid:
-            raise ProfileError(f"{where}: not_allowed exceeds the values")
+    frequent = _deserialize(ds.frequent_strings_sketch, _sketch_bytes(fields.get("frequent"), f"{where} frequent",
+                                                                      limits), where)
+    distinct = _deserialize(ds.hll_sketch, _sketch_bytes(fields.get("distinct"), f"{where} distinct", limits), where)
+    if not 4 <= distinct.lg_config_k <= 21:
+        raise ProfileError(f"{where}: distinct-count sketch has lg_k {distinct.lg_config_k} outside [4, 21]",
+                           "corrupt_sketch")
+    if frequent.total_weight != valid:
+        raise ProfileError(f"{where}: sketch holds weight {frequent.total_weight}, counts say {valid}",
+                           "sketch_mismatch")
+    if distinct.is_empty() != (valid == 0):   # every valid value goes into both sketches
+        raise ProfileError(f"{where}: distinct-count sketch is {'' if distinct.is_empty() else 'not '}empty, counts "
+                           f"say {valid} values", "sketch_mismatch")
+    _check_frequent(frequent, where)
     return ColumnProfile.from_parts(name, kind, counts, frequent=frequent, distinct=distinct)
+
+
+def _check_frequent(frequent: Any, where: str) -> None:
+    """The items account for the weight: exactly while the sketch never purged (its error is 0), and up to
+    at least the error once it did (each purge removes at least its error from the weight)."""
+    try:  # item strings must decode (a corrupt one raises std::bad_cast only when read)
+        items = frequent.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
+        error = frequent.get_upper_bound("") - frequent.get_lower_bound("")   # the same for every item
+    except Exception as failure:
+        raise ProfileError(f"{where}: corrupt frequent-items sketch: {failure}", "corrupt_sketch") from None
+    held = sum(map(itemgetter(2), items))   # the lower bounds: what the items surely weigh
+    weight = frequent.total_weight
+    if error == 0 and not items and weight:
+        raise ProfileError(f"{where}: frequent-items sketch weighs {weight} but holds no items", "hollow_sketch")
+    if error < 0 or held > weight or (error == 0 and held != weight) or (error > 0 and weight - held < error):
+        raise ProfileError(f"{where}: frequent-items sketch items weigh {held} of {weight} with error {error}",
+                           "sketch_mismatch")
 
 
 def _deserialize(kind: Any, data: bytes, where: str) -> Any:
     try:
         return kind.deserialize(data)
     except Exception as error:  # the bindings raise RuntimeError, ValueError, IndexError, ...
-        raise ProfileError(f"{where}: corrupt sketch: {error}") from None
+        raise ProfileError(f"{where}: corrupt sketch: {error}", "corrupt_sketch") from None
 
 
-def _fields(value: AnyValue | None, where: str) -> dict[str, AnyValue]:
+def _fields(value: AnyValue | None, where: str, limits: Limits) -> dict[str, AnyValue]:
     if value is None or value.WhichOneof("value") != "kvlist_value":
         raise ProfileError(f"{where} must be a key-value list")
     fields: dict[str, AnyValue] = {}
     for kv in value.kvlist_value.values:
         if kv.key in fields:
-            raise ProfileError(f"{where}: key {kv.key!r} appears twice")
+            raise ProfileError(f"{where}: key {kv.key[:40]!r} appears twice")
+        if len(kv.key) > limits.max_name_length:
+            raise ProfileError(f"{where}: key of {len(kv.key)} characters is over {limits.max_name_length}",
+                               "name_length")
         fields[kv.key] = kv.value
     return fields
 
@@ -300,22 +407,15 @@ def _seconds(value: AnyValue | None, where: str) -> float:
         seconds = float(value.int_value)  # type: ignore[union-attr]
     else:
         raise ProfileError(f"{where} must be a number of seconds")
-    if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
-        raise ProfileError(f"{where} {seconds!r} is not a plausible Unix time")
     return seconds
 
 
-def _text(value: AnyValue | None, where: str, limits: Limits, *, required: bool) -> str:
+def _text(value: AnyValue | None, where: str) -> str:
     if value is None:
-        if required:
-            raise ProfileError(f"{where} is missing")
-        return ""
+        raise ProfileError(f"{where} is missing")
     if value.WhichOneof("value") != "string_value":
         raise ProfileError(f"{where} must be a string")
-    text = value.string_value
-    if len(text) > limits.max_name_length or (required and not text):
-        raise ProfileError(f"{where} must be 1 to {limits.max_name_length} characters")
-    return text
+    return value.string_value
 
 
 def _sketch_bytes(value: AnyValue | None, where: str, limits: Limits) -> bytes:
@@ -323,5 +423,5 @@ def _sketch_bytes(value: AnyValue | None, where: str, limits: Limits) -> bytes:
         raise ProfileError(f"{where} must be bytes")
     data = value.bytes_value
     if len(data) > limits.max_sketch_bytes:
-        raise ProfileError(f"{where}: {len(data)} bytes is over the {limits.max_sketch_bytes}-byte limit")
+        raise ProfileError(f"{where}: {len(data)} bytes is over the {limits.max_sketch_bytes}-byte limit", "oversized")
     return data

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -36,13 +37,14 @@ class Bucket:
 
 class Changes:
     """The buckets one store transaction read (``buckets``) and changed (``touched``), by
-    (model, signal, tier, start)."""
+    (model, signal, tier, start), and the columns it left out per model (``dropped``)."""
 
-    __slots__ = ("buckets", "touched")
+    __slots__ = ("buckets", "dropped", "touched")
 
     def __init__(self) -> None:
         self.buckets: dict[tuple[str, str, int, float], Bucket] = {}
         self.touched: set[tuple[str, str, int, float]] = set()
+        self.dropped: Counter[str] = Counter()
 
     def changed(self) -> list[tuple[tuple[str, str, int, float], Bucket]]:
         return [(key, self.buckets[key]) for key in self.touched]

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     parser.add_argument("--tls-client-ca", metavar="FILE",
                         help="require client certificates signed by this PEM CA (mutual TLS) on every listener")
+    parser.add_argument("--max-columns", type=int,
+                        help="most columns stored per model and signal in a bucket; the rest are left out with a "
+                             "partial-success message and counted (default 512)")
     parser.add_argument("--max-series", type=int, default=1000,
                         help="most (model, signal) pairs stored (default %(default)s)")
     parser.add_argument("--fsync", action="store_true",
@@ -63,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .service import DetectorService
-    from .store import StoreError
+    from .store import MAX_COLUMNS, StoreError
     from .tls import TlsSettings
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # grpc's own log lines; its failures reach us as errors
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             detector = DetectorService(args.spec, state_dir=args.state, listen=args.listen,
                                        metrics_listen=args.metrics_listen, interval=args.interval,
                                        bucket=args.bucket, retention=args.retention, token=token,
-                                       max_series=args.max_series, fsync=args.fsync, tls=tls,
+                                       max_series=args.max_series, max_columns=args.max_columns or MAX_COLUMNS,
+                                       fsync=args.fsync, tls=tls,
                                        grpc_listen=grpc_address(args.listen, args.grpc_listen))
             detector.start()
         except (ValueError, StoreError) as error:

@@ -14,18 +14,24 @@ load many requests share a commit (and its fsync, with ``--fsync``), and an unlo
 hand-over at all. When the queue is full, the store fails, or the committer is stopping, :class:`Unavailable`
 is raised and the receiver answers 503 with ``Retry-After``: OTLP exporters retry, and a repeat that was in
 fact stored is recognized as a duplicate.
+
+One request's data cannot fail the others' (group commit must not spread a failure): when a shared
+transaction fails on something other than the store itself (:func:`~.store.store_failure`: disk full, I/O),
+it is rolled back and each request is committed on its own, and a request that still fails, each of its
+profiles on its own. A profile that cannot be stored even alone gets the outcome ``"store_error"`` (a
+rejection, counted per model in the store's ``failures`` under the stage ``store`` and logged once), the
+rest of its request is stored: nothing is answered 503 that a retry could not fix.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from ...profile import Profile
-from .store import Store
+from .store import Store, store_failure
 
 __all__ = ["Committer", "Unavailable"]
 
@@ -34,6 +40,10 @@ _log = logging.getLogger("servewatch.detect")
 
 class Unavailable(Exception):
     """The store cannot take profiles right now (retry later)."""
+
+
+class _Alone(Exception):
+    """A shared transaction failed on its data: commit its requests one by one."""
 
 
 class _Ticket:
@@ -120,23 +130,50 @@ class Committer:
     def _commit(self, batch: list[_Ticket]) -> None:
         profiles = [profile for ticket in batch for profile in ticket.profiles]
         try:
-            outcomes = self.store.write(profiles, self.clock())
-            self.commits += 1
-            self.failure = None
-        except (sqlite3.Error, OSError) as error:
-            _log.error("cannot store %d profiles: %s", len(profiles), error)
-            self.failure = f"the store cannot commit: {error}"
-            self._fail(batch, self.failure)
-            return
-        except Exception as error:  # a bug must fail the requests, never wedge the committer
-            _log.exception("storing %d profiles failed", len(profiles))
-            self._fail(batch, f"internal error while storing: {error}")
+            try:
+                outcomes: list[str] | None = self._write(profiles, alone=len(batch) == 1)
+            except _Alone:
+                outcomes = None
+            if outcomes is None:  # one request's data failed the group: each request alone, then each profile
+                for ticket in batch:
+                    ticket.outcomes = self._write(ticket.profiles, alone=True)
+                    ticket.finished = True
+                return
+        except Exception as error:  # the store itself (or a bug): never wedge the committer
+            waiting = [ticket for ticket in batch if not ticket.finished]
+            if store_failure(error):
+                _log.error("cannot store %d profiles: %s", len(profiles), error)
+                self.failure = f"the store cannot commit: {error}"
+                self._fail(waiting, self.failure)
+            else:
+                _log.exception("storing %d profiles failed", len(profiles))
+                self._fail(waiting, f"internal error while storing: {error}")
             return
         start = 0
         for ticket in batch:
             ticket.outcomes = outcomes[start:start + len(ticket.profiles)]
             ticket.finished = True
             start += len(ticket.profiles)
+
+    def _write(self, profiles: Sequence[Profile], *, alone: bool) -> list[str]:
+        """``store.write`` in one transaction. When the data fails it: raise :class:`_Alone` unless ``alone``
+        (the caller retries its requests apart), else write each profile apart, ``"store_error"`` for those
+        that fail even so. A failure of the store itself propagates."""
+        try:
+            outcomes = self.store.write(profiles, self.clock())
+            self.commits += 1
+            self.failure = None  # the store commits again (what /readyz waits for)
+            return outcomes
+        except Exception as error:
+            if store_failure(error):
+                raise
+            failure = error
+        if not alone:
+            raise _Alone() from failure
+        if len(profiles) > 1:  # outside the handler: a profile's own failure is logged without the request's
+            return [outcome for profile in profiles for outcome in self._write([profile], alone=True)]
+        self.store.failures.record("store", profiles[0].model, profiles[0].signal, failure)
+        return ["store_error"]
 
     @staticmethod
     def _fail(batch: list[_Ticket], reason: str) -> None:

@@ -115,14 +115,23 @@ class Evaluator:
 
     def evaluate(self, now: float) -> dict[tuple[str, str, str], WindowResult]:
         """Merge sealed buckets upwards (:meth:`Store.maintain`: the windows rely on it), then evaluate
-        everything at ``now``."""
-        self.store.maintain(now)
+        everything at ``now``. A model whose roll-up or evaluation fails is recorded in the store's
+        ``failures`` (counted, logged once, tried again next time) and has no results until it works again
+        (its gauges go away rather than stand still); a maintenance failure of the whole store (disk full)
+        is recorded too, and the windows are evaluated on what the store holds."""
+        failures = self.store.failures
+        try:
+            self.store.maintain(now)
+            failures.clear("maintain", "", "")
+        except Exception as error:
+            failures.record("maintain", "", "", error)
         results: dict[tuple[str, str, str], WindowResult] = {}
         for series in self.store.series():
             try:
                 results.update(self._series(series, now))
-            except Exception:  # one series' trouble must not stop the others' evaluation
-                _log.exception("evaluating %s/%s failed", series.model, series.signal)
+                failures.clear("evaluate", series.model, series.signal)
+            except Exception as error:  # one series' trouble must not stop the others' evaluation
+                failures.record("evaluate", series.model, series.signal, error)
         self.windows.sweep()
         self._last = results
         return results

@@ -34,7 +34,10 @@ once), ``servewatch_detector_profiles_rejected_total{reason}``, ``servewatch_det
 ``servewatch_detector_last_profile_timestamp_seconds{model}`` (when the last profile of the model was
 accepted), ``servewatch_detector_evaluation_duration_seconds`` (the last evaluation),
 ``servewatch_detector_requests_total{path, code}`` (OTLP/gRPC calls: the method and the code name),
-``servewatch_detector_store_damaged_total``, and for re-exposed serving metrics
+``servewatch_detector_store_damaged_total``,
+``servewatch_detector_columns_dropped_total{model}`` (columns left out past the store's per-bucket limit),
+``servewatch_detector_model_failures_total{model, stage}`` (roll-ups, evaluations and profiles that failed
+on one model's data, :mod:`.failures`), and for re-exposed serving metrics
 ``servewatch_detector_metric_points_received_total``, ``servewatch_detector_metric_points_rejected_total{reason}``,
 ``servewatch_detector_metric_series``; for the OTLP/HTTP connections ``servewatch_detector_connections`` (open) and
 ``servewatch_detector_connections_closed_total{reason}`` (``evicted``: waiting for a request and closed to
@@ -214,9 +217,21 @@ class Activity:
                                            labels=["path", "code"])
             for (path, code), count in sorted(self.requests.items()):
                 requests.add_metric([path, code], count)
+        store = self.store
         damaged = CounterMetricFamily("servewatch_detector_store_damaged",
                                       "Stored buckets found damaged and started afresh",
-                                      value=self.store.corrupt if self.store is not None else 0)
+                                      value=store.corrupt if store is not None else 0)
+        dropped = CounterMetricFamily("servewatch_detector_columns_dropped",
+                                      "Columns left out because the model's bucket held the column limit",
+                                      labels=["model"])
+        failures = CounterMetricFamily("servewatch_detector_model_failures",
+                                       "Work that failed on one model's data, by stage (maintain, evaluate, store)",
+                                       labels=["model", "stage"])
+        if store is not None:
+            for model, count in sorted(dict(store.columns_dropped).items()):  # a copy: writers update it
+                dropped.add_metric([model], count)
+            for (model, stage), count in sorted(dict(store.failures.counts).items()):
+                failures.add_metric([model, stage], count)
         metrics = self.metrics
         points = CounterMetricFamily("servewatch_detector_metric_points_received",
                                      "OTLP metric points received from serving processes",
@@ -235,5 +250,5 @@ class Activity:
                                      labels=["reason"])
         closed.add_metric(["evicted"], listener.evicted if listener is not None else 0)
         closed.add_metric(["refused"], listener.refused if listener is not None else 0)
-        return [received, rejected, duplicates, ignored, last, duration, requests, damaged, points, refused, series,
-                connections, closed]
+        return [received, rejected, duplicates, ignored, last, duration, requests, damaged, dropped, failures, points,
+                refused, series, connections, closed]

@@ -20,7 +20,8 @@ default here, opens no OTLP/gRPC port; ``servewatch detect`` opens :4317) and st
 ``submit(profiles)`` stores profiles without HTTP (the same path as ``/v1/logs`` after decoding). ``bucket``,
 ``interval`` and ``retention`` default to the spec's ``detector:`` settings (1m, 15s, 8d); ``fsync=True``
 flushes every commit to the disk (see :mod:`.store`); ``clock`` lets tests and benchmarks run on simulated
-time. ``tls=TlsSettings(...)`` (:mod:`.tls`) serves every listener over TLS, OTLP/gRPC included
+time. ``max_columns`` bounds the columns of a model and signal per bucket (:data:`.store.MAX_COLUMNS`,
+512). ``tls=TlsSettings(...)`` (:mod:`.tls`) serves every listener over TLS, OTLP/gRPC included
 (``endpoint`` and ``metrics_url`` are then ``https://``), with client certificates required when it names a
 client CA; ``metric_limits`` bounds the re-exposed serving metrics
 (:class:`~servewatch.exporters.prometheus_otlp.MetricLimits`). What changes (a reference ready, a severity,
@@ -57,7 +58,7 @@ from .evaluator import Evaluator, WindowResult, format_table
 from .events import Events
 from .gauges import Activity, Gauges
 from .receiver import Receiver, ReceiverLimits
-from .store import Store
+from .store import MAX_COLUMNS, Store
 from .tiers import Layout
 from .tls import TlsSettings
 
@@ -73,7 +74,9 @@ _STORE_REASONS = {
     "future": "profile interval ends more than five minutes in the future (check the producer's clock)",
     "series_limit": "too many models and signals: raise the detector's series limit",
     "conflict": "a column changed type (numeric / categorical) within a bucket",
+    "store_error": "the detector could not store this profile (its log says why)",
 }
+_ACCEPTED = ("accepted", "column_limit")
 
 
 def parse_address(value: str | tuple[str, int], default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -104,7 +107,7 @@ class DetectorService:
                  listen: str | tuple[str, int] = "127.0.0.1:4318",
                  metrics_listen: str | tuple[str, int] = "127.0.0.1:9108", interval: float | str | None = None,
                  bucket: float | str | None = None, retention: float | str | None = None, token: str | None = None,
-                 limits: ReceiverLimits | None = None, max_series: int = 1000,
+                 limits: ReceiverLimits | None = None, max_series: int = 1000, max_columns: int = MAX_COLUMNS,
                  metric_limits: MetricLimits | None = None, tls: TlsSettings | None = None, fsync: bool = False,
                  clock: Callable[[], float] = time.time, grpc_listen: str | tuple[str, int] | None = None) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec) if spec is not None else Spec()
@@ -117,6 +120,7 @@ class DetectorService:
         self.tls = tls
         self._tls_context = tls.server_context() if tls is not None else None
         self.max_series = max_series
+        self.max_columns = max_columns
         self.fsync = fsync
         self.clock = clock
         self._listen = parse_address(listen)
@@ -146,7 +150,8 @@ class DetectorService:
 
     def start(self) -> DetectorService:
         """Open the store, bind both listeners, start evaluating every ``interval``."""
-        self.store = Store(self.state_dir, self.layout, max_series=self.max_series, fsync=self.fsync)
+        self.store = Store(self.state_dir, self.layout, max_series=self.max_series, max_columns=self.max_columns,
+                           fsync=self.fsync)
         self.activity.store = self.store
         self.evaluator = Evaluator(self.spec, self.store)
         try:
@@ -278,7 +283,7 @@ class DetectorService:
         outcomes = self.committer.submit(profiles)
         now = self.clock()
         for profile, outcome in zip(profiles, outcomes):
-            self.activity.profiles(accepted=outcome == "accepted", duplicates=outcome == "duplicate",
+            self.activity.profiles(accepted=outcome in _ACCEPTED, duplicates=outcome == "duplicate",
                                    rejected=[outcome] if outcome in _STORE_REASONS else [], model=profile.model,
                                    at=now)
             if outcome in _STORE_REASONS:
@@ -288,16 +293,20 @@ class DetectorService:
     def _on_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse:
         decoded = decode_request(request, Limits())
         outcomes = self.submit(decoded.profiles)
-        reasons = [(_wire_reason(message), message) for message in decoded.rejected]
+        reasons = [(error.reason, str(error)) for error in decoded.rejected]
         reasons += [(outcome, _STORE_REASONS[outcome]) for outcome in outcomes if outcome in _STORE_REASONS]
         self.activity.profiles(ignored=decoded.ignored, rejected=[reason for reason, _ in reasons
                                                                   if reason not in _STORE_REASONS])
-        for message in decoded.rejected:
-            self.events.rejected(_wire_reason(message), message)
+        for reason, message in reasons:
+            if reason not in _STORE_REASONS:  # the store's are logged by submit()
+                self.events.rejected(reason, message)
+        notes = [f"{profile.model}/{profile.signal}: columns past the limit of {self.max_columns} per model and "
+                 "signal were left out" for profile, outcome in zip(decoded.profiles, outcomes)
+                 if outcome == "column_limit"]
         response = ExportLogsServiceResponse()
-        if reasons:
+        if reasons or notes:  # a message alone (no record rejected) is the OTLP way to warn the sender
             response.partial_success.rejected_log_records = len(reasons)
-            messages = list(dict.fromkeys(message for _, message in reasons))
+            messages = list(dict.fromkeys([message for _, message in reasons] + notes))
             response.partial_success.error_message = "; ".join(messages[:5])
         return response
 
@@ -352,14 +361,6 @@ def _bind(address: tuple[str, int], start: Callable[[], _T]) -> _T:
         return start()
     except OSError as error:
         raise OSError(error.errno, f"cannot listen on {_netloc(*address)}: {error.strerror or error}") from None
-
-
-def _wire_reason(message: str) -> str:
-    if message.startswith("profile version"):
-        return "version"
-    if "sketch" in message or "kll" in message:
-        return "corrupt_sketch"
-    return "malformed"
 
 
 def _loopback(host: str) -> bool:

@@ -22,9 +22,9 @@ delivered again, it is counted once. The interval start is part of the key so th
 under the same id (its sequence starting again at 0) is not mistaken for a repeat; keys are kept for an
 hour (or the finest tier's horizon, if longer). Profiles without a producer cannot be deduplicated.
 
-Tables: ``buckets`` (small rows: series, tier, start, version, whether merged upwards) apart from
-``bucket_data`` (the sketches, in the :mod:`.codec` encoding), so scans and bookkeeping never touch the
-sketches; ``received`` (dedupe keys), ``series`` (first bucket of each model and signal), ``refs`` (frozen
+Tables (:mod:`.database`): ``buckets`` (small rows: series, tier, start, version, whether merged upwards)
+apart from ``bucket_data`` (the sketches, in the :mod:`.codec` encoding), so scans and bookkeeping never touch
+the sketches; ``received`` (dedupe keys), ``series`` (first bucket of each model and signal), ``refs`` (frozen
 references), ``meta`` (schema, bucket size). One connection writes (under a lock; the service's committer
 thread and the maintenance share it), another reads (evaluation); WAL lets them run side by side. Tier-0
 buckets still receiving data stay decoded in memory, so a write decodes nothing; everything else is read
@@ -32,54 +32,56 @@ back when needed.
 
 Rejection reasons: ``too_old`` (older than the retention), ``future`` (ends more than five minutes ahead of
 the detector's clock), ``series_limit`` (more models and signals than ``max_series``), ``conflict`` (a
-column changed kind within a bucket).
+column changed kind within a bucket). ``column_limit`` is an acceptance: the profile is stored, but the
+columns that would take its bucket past ``max_columns`` (:data:`MAX_COLUMNS`) are left out, counted per
+model in ``columns_dropped``.
+
+Damage stays with its model. A bucket row that does not decode (a failed checksum, a blob turned into text,
+its sketches missing) is counted in ``corrupt``, logged and started afresh. A roll-up that fails on one
+model's data (a row count past 64 bits, say) is recorded in ``failures`` (:mod:`.failures`) and retried at
+the next :meth:`Store.maintain`; the other models' buckets are rolled up all the same. Only a failure of the
+store itself (disk full, I/O errors) makes ``maintain`` raise.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
-from ...errors import ServewatchError
 from ...profile import Profile
 from .buckets import Bucket, BucketIndex, Changes, merge_into
 from .codec import StoreCorrupt, decode_bucket, encode_bucket
+from .database import StoreError, connect, init_schema
+from .failures import Failures
 from .tiers import Layout
 
-__all__ = ["Series", "Store", "StoreError"]
+__all__ = ["MAX_COLUMNS", "Series", "Store", "StoreError", "store_failure"]
 
 _log = logging.getLogger("servewatch.detect")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS series (model TEXT NOT NULL, signal TEXT NOT NULL, first_seen REAL NOT NULL,
-    PRIMARY KEY (model, signal));
-CREATE TABLE IF NOT EXISTS buckets (id INTEGER PRIMARY KEY, model TEXT NOT NULL, signal TEXT NOT NULL,
-    tier INTEGER NOT NULL, start REAL NOT NULL, version INTEGER NOT NULL, rolled INTEGER NOT NULL DEFAULT 0,
-    rows INTEGER NOT NULL, UNIQUE (model, signal, tier, start));
-CREATE INDEX IF NOT EXISTS buckets_by_time ON buckets (model, signal, start, tier, version);
-CREATE INDEX IF NOT EXISTS buckets_to_roll ON buckets (tier, rolled, start);
-CREATE TABLE IF NOT EXISTS bucket_data (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE TRIGGER IF NOT EXISTS bucket_data_follows AFTER DELETE ON buckets
-    BEGIN DELETE FROM bucket_data WHERE id = old.id; END;
-CREATE TABLE IF NOT EXISTS received (producer TEXT NOT NULL, model TEXT NOT NULL, signal TEXT NOT NULL,
-    sequence INTEGER NOT NULL, start REAL NOT NULL, at REAL NOT NULL,
-    PRIMARY KEY (producer, model, signal, sequence, start)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS received_by_age ON received (at);
-CREATE TABLE IF NOT EXISTS refs (model TEXT NOT NULL, signal TEXT NOT NULL, key TEXT NOT NULL,
-    created REAL NOT NULL, data BLOB NOT NULL, PRIMARY KEY (model, signal, key));
-"""
-_SCHEMA_VERSION = "1"
 _MAX_SKEW = 300.0
 _DEDUPE_HORIZON = 3600.0
+_BUCKET = ("SELECT b.id, b.version, b.rolled, CAST(d.data AS BLOB) FROM buckets b LEFT JOIN bucket_data d "
+           "ON d.id = b.id WHERE model=? AND signal=? AND tier=? AND start=?")
+"""A bucket and its data: as bytes whatever the row holds (a text value would fail to decode in the sqlite3
+module, outside the checksum's reach), None when the data row is gone."""
+
+MAX_COLUMNS = 512
+"""Columns a model's signal keeps per bucket (``Store(max_columns=...)``); the rest are left out and counted."""
 
 
-class StoreError(ServewatchError):
-    """The state directory cannot be used (a different layout, a newer schema)."""
+def store_failure(error: BaseException) -> bool:
+    """True for a failure of the store itself (disk full, I/O, locked, a malformed database file): every
+    model's work would fail the same way, so it is no model's failure. Anything else (a row count past 64
+    bits, a damaged row) comes from the data of the models involved."""
+    return isinstance(error, (OSError, sqlite3.OperationalError)) or type(error) is sqlite3.DatabaseError
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Store:
     """Buckets of merged profiles under ``directory`` (``detector.db``); see the module docstring."""
 
     def __init__(self, directory: str | os.PathLike[str], layout: Layout, *, max_series: int = 1000,
-                 max_columns: int = 512, fsync: bool = False) -> None:
+                 max_columns: int = MAX_COLUMNS, fsync: bool = False) -> None:
         self.directory = os.fspath(directory)
         self.layout = layout
         self.max_series = max_series
@@ -107,9 +109,9 @@ class Store:
         self._read_lock = threading.Lock()
         synchronous = "FULL" if fsync else "NORMAL"
         fresh = not os.path.exists(self.path)
-        self._writer = self._connect(synchronous, fresh)
-        self._init_schema()
-        self._reader = self._connect(synchronous, False)
+        self._writer = connect(self.path, synchronous, fresh)
+        init_schema(self._writer, self.path, self.layout)
+        self._reader = connect(self.path, synchronous, False)
         self._series: dict[tuple[str, str], Series] = {
             (m, s): Series(m, s, first) for m, s, first in self._writer.execute("SELECT model, signal, first_seen "
                                                                                 "FROM series")}
@@ -117,28 +119,10 @@ class Store:
         self._open: dict[tuple[str, str, int, float], Bucket] = {}
         self.corrupt = 0
         """Stored buckets found damaged (each was logged and replaced by an empty one)."""
-
-    def _connect(self, synchronous: str, fresh: bool) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        if fresh:  # only possible before the first table and before WAL mode
-            connection.execute("PRAGMA page_size=16384")  # buckets are tens of KiB: fewer, larger pages
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={synchronous}")
-        connection.execute("PRAGMA busy_timeout=30000")
-        return connection
-
-    def _init_schema(self) -> None:
-        connection = self._writer
-        connection.executescript(_SCHEMA)
-        meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("schema", _SCHEMA_VERSION) != _SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema {meta['schema']} is not one this version reads")
-        bucket = repr(self.layout.bucket)
-        if "bucket" in meta and meta["bucket"] != bucket:
-            raise StoreError(f"{self.path} holds {float(meta['bucket']):g}s buckets; open it with that bucket "
-                             f"size, or use another state directory for {self.layout.bucket:g}s buckets")
-        connection.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                               [("schema", _SCHEMA_VERSION), ("bucket", bucket)])
+        self.columns_dropped: Counter[str] = Counter()
+        """Columns left out, per model, because a bucket held ``max_columns`` already."""
+        self.failures = Failures()
+        """Per-model failures of maintenance (and of evaluation, which records them here too)."""
 
     @property
     def closed(self) -> bool:
@@ -175,6 +159,7 @@ class Store:
             except BaseException:
                 self._abandon(work)
                 raise
+            self.columns_dropped.update(work.dropped)
             for key, bucket in work.changed():
                 if key[2] == 0 and not self.layout.sealed(key[3], 0, now):
                     self._open[key] = bucket
@@ -219,12 +204,16 @@ class Store:
             self._writer.execute("INSERT OR IGNORE INTO series VALUES (?, ?, ?)", (*name, first))
             self._series[name] = Series(*name, first)
         extra = [n for n in profile.columns if n not in mine]
+        outcome = "accepted"
         if len(mine) + len(extra) > self.max_columns:
             profile = profile.copy()
-            for dropped in extra[max(self.max_columns - len(mine), 0):]:
-                del profile.columns[dropped]
+            dropped = extra[max(self.max_columns - len(mine), 0):]
+            for name in dropped:
+                del profile.columns[name]
+            work.dropped[profile.model] += len(dropped)
+            outcome = "column_limit"
         self._merge_up(profile, tier, start, bucket, work)
-        return "accepted"
+        return outcome
 
     def _merge_up(self, profile: Profile, tier: int, start: float, bucket: Bucket, work: Changes) -> None:
         """Merge ``profile`` into ``bucket``, and into its ancestors for as long as they already hold the
@@ -242,9 +231,7 @@ class Store:
         key = (model, signal, tier, start)
         bucket = work.buckets.get(key) or self._open.get(key)
         if bucket is None:
-            row = self._writer.execute("SELECT b.id, b.version, b.rolled, d.data FROM buckets b JOIN bucket_data d "
-                                       "ON d.id = b.id WHERE model=? AND signal=? AND tier=? AND start=?",
-                                       key).fetchone()
+            row = self._writer.execute(_BUCKET, key).fetchone()
             profile = self._decode(row[3], key) if row is not None else None
             if profile is None:
                 size = self.layout.tiers[tier].size
@@ -269,10 +256,12 @@ class Store:
             else:
                 connection.execute("UPDATE buckets SET version=?, rolled=?, rows=? WHERE id=?",
                                    (bucket.version, int(bucket.rolled), bucket.profile.rows, bucket.id))
-                connection.execute("UPDATE bucket_data SET data=? WHERE id=?", (data, bucket.id))
+                connection.execute("INSERT OR REPLACE INTO bucket_data (id, data) VALUES (?, ?)", (bucket.id, data))
 
-    def _decode(self, data: bytes, key: tuple[str, str, int, float]) -> Profile | None:
+    def _decode(self, data: bytes | None, key: tuple[str, str, int, float]) -> Profile | None:
         try:
+            if data is None:
+                raise StoreCorrupt("its sketches are missing")
             return decode_bucket(data)
         except StoreCorrupt as error:
             self.corrupt += 1
@@ -288,27 +277,35 @@ class Store:
     def maintain(self, now: float, batch: int = 64) -> int:
         """Merge every sealed bucket into its parent, delete buckets past their tier's horizon and old
         dedupe keys. Commits every ``batch`` parents so writers are never held up for long. Returns how many
-        buckets were merged upwards."""
+        buckets were merged upwards. A model whose roll-up fails is recorded in ``failures`` and left for the
+        next call; only a failure of the store itself raises."""
         merged = 0
         tiers = self.layout.tiers
         for tier in tiers[:-1]:
             limit = now - tier.size - self.layout.grace
+            after: tuple[str, str, float] = ("", "", -math.inf)  # keyset paging: a failed series is passed by
             while True:
                 with self._lock:
                     children = self._writer.execute(
                         "SELECT model, signal, start FROM buckets WHERE tier=? AND rolled=0 AND start<=? "
-                        "ORDER BY model, signal, start LIMIT ?", (tier.index, limit, batch)).fetchall()
+                        "AND (model, signal, start) > (?, ?, ?) ORDER BY model, signal, start LIMIT ?",
+                        (tier.index, limit, *after, batch)).fetchall()
                     if not children:
                         break
-                    merged += self._roll(tier.index, children)
+                    after = children[-1]
+                    merged += self._roll_contained(tier.index, children)
         with self._lock:
             connection = self._writer
             connection.execute("BEGIN IMMEDIATE")
             try:
+                retained = self.layout.cutoff(len(tiers) - 1, now) - tiers[-1].size
                 for tier in tiers:  # merged upwards already, or of the last tier (IN keeps the index usable)
                     kept = "(1)" if tier.index < len(tiers) - 1 else "(0, 1)"
                     connection.execute(f"DELETE FROM buckets WHERE tier=? AND rolled IN {kept} AND start<=?",
                                        (tier.index, self.layout.cutoff(tier.index, now) - tier.size))
+                    if tier.index < len(tiers) - 1:  # never merged upwards (its roll-up kept failing): too old now
+                        connection.execute("DELETE FROM buckets WHERE tier=? AND rolled=0 AND start<=?",
+                                           (tier.index, retained))
                 connection.execute("DELETE FROM buckets WHERE tier>=?", (len(tiers),))
                 connection.execute("DELETE FROM received WHERE at<?", (now - self.dedupe_horizon,))
                 connection.execute("COMMIT")
@@ -318,6 +315,30 @@ class Store:
             for key in [key for key in self._open if self.layout.sealed(key[3], key[2], now)]:
                 del self._open[key]
         return merged
+
+    def _roll_contained(self, tier: int, children: list[tuple[str, str, float]]) -> int:
+        """:meth:`_roll`, and when one series' data fails the batch, each series on its own: the failure stays
+        with its series (recorded in ``failures``), the others are rolled up (caller holds the lock)."""
+        series = {key: list(group) for key, group in groupby(children, key=lambda child: (child[0], child[1]))}
+        try:
+            rolled = self._roll(tier, children)
+        except Exception as error:
+            if store_failure(error):
+                raise
+            rolled = -1
+        if rolled < 0:  # outside the handler, so that a series' own failure is logged without the batch's
+            rolled = 0
+            for (model, signal), group in list(series.items()):
+                try:
+                    rolled += self._roll(tier, group)
+                except Exception as error:
+                    if store_failure(error):
+                        raise
+                    self.failures.record("maintain", model, signal, error)
+                    del series[(model, signal)]
+        for model, signal in series:
+            self.failures.clear("maintain", model, signal)
+        return rolled
 
     def _roll(self, tier: int, children: list[tuple[str, str, float]]) -> int:
         """Merge ``children`` (tier ``tier``) into their parents in one transaction (caller holds the lock)."""
@@ -357,13 +378,11 @@ class Store:
     def load(self, model: str, signal: str, tier: int, start: float) -> tuple[int, Profile] | None:
         """(version, profile) of one bucket, or None when it does not exist (or is damaged)."""
         with self._read_lock:
-            row = self._reader.execute("SELECT b.version, d.data FROM buckets b JOIN bucket_data d ON d.id = b.id "
-                                       "WHERE model=? AND signal=? AND tier=? AND start=?",
-                                       (model, signal, tier, start)).fetchone()
+            row = self._reader.execute(_BUCKET, (model, signal, tier, start)).fetchone()
         if row is None:
             return None
-        profile = self._decode(row[1], (model, signal, tier, start))
-        return (row[0], profile) if profile is not None else None
+        profile = self._decode(row[3], (model, signal, tier, start))
+        return (row[1], profile) if profile is not None else None
 
     def merged(self, model: str, signal: str, lo: float, hi: float, now: float) -> Profile | None:
         """The buckets of the window ``(lo, hi]`` merged into one profile (None when it holds none)."""
@@ -388,7 +407,7 @@ class Store:
     def reference(self, model: str, signal: str, key: str) -> Profile | None:
         """A reference profile saved under ``key`` (e.g. ``"warmup:3600"``), or None."""
         with self._read_lock:
-            row = self._reader.execute("SELECT data FROM refs WHERE model=? AND signal=? AND key=?",
+            row = self._reader.execute("SELECT CAST(data AS BLOB) FROM refs WHERE model=? AND signal=? AND key=?",
                                        (model, signal, key)).fetchone()
         return self._decode(row[0], (model, signal, -1, 0.0)) if row is not None else None
 

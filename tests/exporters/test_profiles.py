@@ -81,3 +81,19 @@ def test_the_global_providers_are_left_alone(receiver: Any, monkeypatch: pytest.
     OTLPProfileExporter(process_resource(framework="python")).export([profile()])
     assert (type(_logs.get_logger_provider()), type(metrics.get_meter_provider())) == before
     assert "Proxy" in before[0].__name__ and "Proxy" in before[1].__name__
+
+
+def test_a_profile_the_wire_refuses_is_left_out_and_the_others_delivered(receiver: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder applies the decoder's limits: a refused profile is left out with its ProfileError (the
+    runtime counts it), the profiles beside it are delivered in the same call."""
+    from servewatch.errors import ProfileError
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    exporter = OTLPProfileExporter(process_resource(framework="python", instance_id="p-1"))
+    refused = Profile.from_data({"x" * 300: [1.0]}, model="fraud")   # a column name past the 256-character limit
+    with pytest.raises(ProfileError) as raised:
+        exporter.export([profile(1), refused, profile(2)])
+    assert raised.value.reason == "name_length" and exporter.pending == 0
+    exporter.shutdown()
+    assert [p.sequence for p, _ in receiver.profiles()] == [1, 2]

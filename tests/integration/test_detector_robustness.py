@@ -7,7 +7,9 @@ and stops it (SIGTERM, then checks the exit status). Nothing here asserts on tim
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import sqlite3
 import random
 import re
 import signal
@@ -74,11 +76,14 @@ def spawn(state: Path, *flags: str) -> Detector:
                "--metrics-listen", "127.0.0.1:0", "--state", str(state), "--log-level", "warning", *flags]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
-    line = process.stdout.readline()
-    found = re.search(r"receiving OTLP/HTTP on (http://\S+) .*serving (http://\S+/metrics)", line)
+    lines: list[str] = []
+    found = None
+    while found is None and (line := process.stdout.readline()):   # a log line may come first (damaged state)
+        lines.append(line)
+        found = re.search(r"receiving OTLP/HTTP on (http://\S+) .*serving (http://\S+/metrics)", line)
     if found is None:
         process.kill()
-        raise AssertionError(f"unexpected start-up output: {line}{process.stdout.read()}")
+        raise AssertionError(f"unexpected start-up output: {''.join(lines)}{process.stdout.read()}")
     threading.Thread(target=process.stdout.read, daemon=True).start()  # keep draining its output
     return Detector(process, found.group(1), found.group(2), state)
 
@@ -329,3 +334,174 @@ def test_load_of_24_concurrent_producers(state: Path) -> None:
     assert statuses == {200: total} and received == total
     settled = [size for t, size in rss if t >= 2.0]
     assert max(settled) < 2 * settled[0] + 256 * 2**20, "RSS keeps growing under steady load"
+
+
+# -- one producer's bad data stays with its model (issue 14) -----------------------------------------------
+
+def _gauge(detector: Detector, name: str, **labels: str) -> float | None:
+    """The sum of the samples of ``name`` whose labels include ``labels`` (None when there is none)."""
+    text = requests.get(detector.metrics_url, timeout=10).text
+    found = None
+    for line in text.splitlines():
+        sample = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if sample is None or sample.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', sample.group(2) or ""))
+        if all(have.get(key) == value for key, value in labels.items()):
+            found = (found or 0.0) + float(sample.group(3))
+    return found
+
+
+def _evaluated(detector: Detector, model: str, timeout: float = 60.0) -> bool:
+    """Wait until the detector publishes the model's windows (a deadline for waiting, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _gauge(detector, "servewatch_window_samples", model=model):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _with_rows(body: bytes, rows: int) -> bytes:
+    """``body`` (one profile) claiming ``rows`` rows: what the encoder refuses, sent as a hostile peer would."""
+    request = ExportLogsServiceRequest.FromString(body)
+    record = request.resource_logs[0].scope_logs[0].log_records[0]
+    next(kv.value for kv in record.body.kvlist_value.values if kv.key == "rows").int_value = rows
+    return request.SerializeToString()
+
+
+def _neighbours(model: str, producer: str = "hostile") -> list[Profile]:
+    """Two profiles of ``model`` in neighbouring 1 s buckets of one 10 s bucket, sealed by now."""
+    base = math.floor(time.time() / 10) * 10 - 10
+    return [Profile(model, "input", start=base + 3 + i, end=base + 3.5 + i, producer=producer, sequence=i).update(
+        {"x": [1.0, 2.0]}) for i in (0, 1)]
+
+
+def _partial(answer: requests.Response) -> tuple[int, str]:
+    partial = ExportLogsServiceResponse.FromString(answer.content).partial_success
+    return partial.rejected_log_records, partial.error_message
+
+
+def test_hostile_profiles_are_refused_by_reason_and_the_others_evaluated(state: Path) -> None:
+    """Rows claiming 2**63-1 (two of them stopped every roll-up, so every model's evaluation), a hollow
+    frequent-items sketch, 4,096 columns: each refused or cut with a partial-success message and a counter by
+    reason; a healthy model is evaluated all the same."""
+    detector = spawn(state, "--interval", "1s", "--bucket", "1s")
+    logs = detector.endpoint + "/v1/logs"
+    try:
+        for profile in _neighbours("hostile"):
+            answer = requests.post(logs, data=_with_rows(encode_profiles([profile]), 2**63 - 1), headers=PROTOBUF,
+                                   timeout=10)
+            assert answer.status_code == 200 and _partial(answer) == (1, "body.rows 9223372036854775807 outside "
+                                                                         "[0, 2**48]")
+        categorical = Profile("hollow", "input", start=time.time() - 1, end=time.time(), producer="h")
+        categorical.update({"country": ["US"] * 2000})
+        request = ExportLogsServiceRequest.FromString(encode_profiles([categorical]))
+        record = request.resource_logs[0].scope_logs[0].log_records[0]
+        columns = next(kv.value for kv in record.body.kvlist_value.values if kv.key == "columns")
+        frequent = next(kv.value for kv in columns.kvlist_value.values[0].value.kvlist_value.values
+                        if kv.key == "frequent")
+        frequent.bytes_value = frequent.bytes_value[:8] + (0).to_bytes(4, "little") + frequent.bytes_value[12:32]
+        answer = requests.post(logs, data=request.SerializeToString(), headers=PROTOBUF, timeout=10)
+        assert answer.status_code == 200 and _partial(answer)[0] == 1 and "holds no items" in _partial(answer)[1]
+
+        wide = Profile.from_data(np.random.default_rng(1).normal(size=(3, 4096)), model="wide", max_columns=4096)
+        wide.start, wide.end, wide.producer = time.time() - 1, time.time(), "w"
+        answer = requests.post(logs, data=encode_profiles([wide]), headers=PROTOBUF, timeout=60)
+        rejected, message = _partial(answer)
+        assert answer.status_code == 200 and rejected == 0     # stored, but not whole: the sender is told
+        assert "wide/input: columns past the limit of 512 per model and signal were left out" in message
+        assert _gauge(detector, "servewatch_detector_columns_dropped_total", model="wide") == 4096 - 512
+
+        good = encode_profiles([_profile("good", "g", 0, rows=300)])
+        assert requests.post(logs, data=good, headers=PROTOBUF, timeout=10).status_code == 200
+        assert _evaluated(detector, "good"), "the healthy model was never evaluated"
+        assert _gauge(detector, "servewatch_detector_profiles_rejected_total", reason="rows_range") == 2
+        assert _gauge(detector, "servewatch_detector_profiles_rejected_total", reason="hollow_sketch") == 1
+        assert not _gauge(detector, "servewatch_detector_model_failures_total")
+    finally:
+        assert detector.stop() == 0
+
+
+def test_damaged_state_stops_no_other_model_before_or_after_a_restart(state: Path) -> None:
+    """State from before the wire's checks: two overflowing buckets of one model (every roll-up raised
+    OverflowError and a failing maintain() stopped every model's evaluation, restart or not), and a bucket
+    row whose blob reads back as text (an sqlite3.OperationalError). The healthy model is evaluated; the
+    failing one is counted under model_failures, the damaged one under store_damaged."""
+    store = Store(state, Layout(1.0, 8 * 86400.0))
+    try:
+        overflowing = _neighbours("hostile")
+        for profile in overflowing:
+            profile.rows = 2**63 - 1
+        damaged = _neighbours("damaged", producer="d")
+        assert store.write(overflowing + damaged, time.time()) == ["accepted"] * 4
+    finally:
+        store.close()
+    with sqlite3.connect(state / "detector.db") as connection:
+        connection.execute("UPDATE bucket_data SET data = CAST(x'ff00fe9a' AS TEXT) WHERE id IN "
+                           "(SELECT id FROM buckets WHERE model = 'damaged')")
+    connection.close()
+    for attempt in range(2):   # and once more after a restart
+        detector = spawn(state, "--interval", "1s", "--bucket", "1s")
+        try:
+            body = encode_profiles([_profile("good", "g", attempt, rows=300)])
+            assert requests.post(detector.endpoint + "/v1/logs", data=body, headers=PROTOBUF,
+                                 timeout=10).status_code == 200
+            assert _evaluated(detector, "good"), f"the healthy model was never evaluated (start {attempt + 1})"
+            assert (_gauge(detector, "servewatch_detector_model_failures_total", model="hostile", stage="maintain")
+                    or 0) >= 1
+            if attempt == 0:
+                assert (_gauge(detector, "servewatch_detector_store_damaged_total") or 0) >= 1
+        finally:
+            assert detector.stop() == 0
+
+
+def test_a_poisoned_request_among_innocent_producers_harms_none_of_them(state: Path) -> None:
+    """One producer keeps sending profiles whose rows overflow its bucket's count once merged, while eight
+    innocent ones send theirs: every innocent request gets 200 and is stored (192 of 6,963 got 503 when the
+    poisoned request shared their group commit)."""
+    detector = spawn(state)
+    logs = detector.endpoint + "/v1/logs"
+    statuses: dict[str, list[int]] = {}
+    stop = threading.Event()
+
+    def innocent(index: int) -> None:
+        session = requests.Session()
+        mine = statuses.setdefault(f"innocent-{index}", [])
+        for sequence in range(60):
+            body = encode_profiles([_profile("shared", f"innocent-{index}", sequence, rows=5, columns=1)])
+            mine.append(session.post(logs, data=body, headers=PROTOBUF, timeout=30).status_code)
+
+    def poisoner() -> None:
+        session = requests.Session()
+        mine = statuses.setdefault("poisoner", [])
+        sequence = 0
+        while not stop.is_set():
+            sequence += 1
+            body = _with_rows(encode_profiles([_profile("shared", "poisoner", sequence, rows=5, columns=1)]),
+                              2**63 - 1)
+            mine.append(session.post(logs, data=body, headers=PROTOBUF, timeout=30).status_code)
+
+    try:
+        threads = [threading.Thread(target=innocent, args=(i,)) for i in range(8)]
+        poison = threading.Thread(target=poisoner)
+        poison.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stop.set()
+        poison.join()
+        innocents = [status for name, codes in statuses.items() if name != "poisoner" for status in codes]
+        print(f"\n{len(innocents)} innocent requests beside {len(statuses['poisoner'])} poisoned ones: "
+              f"{ {code: innocents.count(code) for code in set(innocents)} }")
+        assert innocents == [200] * (8 * 60)
+        assert _gauge(detector, "servewatch_detector_profiles_received_total") == 8 * 60
+    finally:
+        assert detector.stop() == 0
+    store = Store(state, Layout(60.0, 8 * 86400.0))
+    try:
+        merged = store.merged("shared", "input", 0.0, time.time() + 60, time.time())
+        assert merged is not None and merged.rows == 8 * 60 * 5
+    finally:
+        store.close()

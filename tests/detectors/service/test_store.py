@@ -129,13 +129,78 @@ def test_a_damaged_bucket_is_reported_and_started_afresh(store_factory: Callable
     assert found is not None and found[1].rows == 5
 
 
-def test_columns_beyond_the_limit_are_dropped(store_factory: Callable[..., Store]) -> None:
+def test_columns_beyond_the_limit_are_dropped_and_counted(store_factory: Callable[..., Store]) -> None:
     store = store_factory(max_columns=3)
     wide = Profile("m", "input", start=T0, end=T0 + 30).update(np.ones((10, 5)))
-    assert store.write([wide], now=T0 + 31) == ["accepted"]
+    assert store.write([wide], now=T0 + 31) == ["column_limit"]   # stored, but not whole: the caller is told
     found = store.load("m", "input", 0, T0)
-    assert found is not None and sorted(found[1].columns) == ["f0", "f1", "f2"]
+    assert found is not None and sorted(found[1].columns) == ["f0", "f1", "f2"] and found[1].rows == 10
     assert sorted(wide.columns) == ["f0", "f1", "f2", "f3", "f4"]  # the caller's profile is left alone
+    assert store.write([Profile("m", "input", start=T0, end=T0 + 31).update({"f1": [2.0]})], now=T0 + 32) == \
+        ["accepted"]
+    assert store.columns_dropped == {"m": 2}
+
+
+def _overflowing(model: str, end: float, sequence: int) -> Profile:
+    profile = Profile(model, "input", start=end - 1, end=end, producer="hostile", sequence=sequence)
+    profile.update({"x": [1.0]})
+    profile.rows = 2**63 - 1   # what the wire refuses now; a store holding it from before must still cope
+    return profile
+
+
+def test_a_model_whose_roll_up_fails_stops_no_other_model(store_factory: Callable[..., Store],
+                                                          profile: Callable[..., Profile],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Two profiles whose rows overflow 64 bits once merged, in neighbouring buckets: their model's roll-up
+    fails at every maintain, counted and logged once; the healthy model is rolled up all the same, after a
+    restart too."""
+    store = store_factory()
+    assert store.write([_overflowing("bad", T0 + 30, 1), _overflowing("bad", T0 + 90, 2),
+                        profile(model="good", end=T0 + 30), profile(model="good", end=T0 + 90, sequence=1)],
+                       now=T0 + 91) == ["accepted"] * 4
+    caplog.set_level("ERROR", logger="servewatch.detect")
+    for attempt in (1, 2):
+        store.maintain(T0 + 1000)
+        assert store.failures.counts == {("bad", "maintain"): attempt}
+    assert len([r for r in caplog.records if "bad/input: maintain failed" in r.getMessage()]) == 1
+    assert store.index("good", "input", 0.0).starts(1) == [T0]           # rolled up into its 10-minute bucket
+    assert store.index("bad", "input", 0.0).starts(0) == [T0, T0 + 60]   # left as they were, for the next try
+    merged = store.merged("good", "input", T0, T0 + 600, T0 + 1000)
+    assert merged is not None and merged.rows == 400
+    store.close()
+    again = store_factory()
+    again.write([profile(model="good", end=T0 + 1030, sequence=2)], now=T0 + 1031)
+    again.maintain(T0 + 2000)
+    assert again.failures.counts == {("bad", "maintain"): 1}
+    assert again.index("good", "input", 0.0).starts(1) == [T0, T0 + 600]
+    again.maintain(T0 + 9 * 86400)                      # past the retention: what never rolled up goes too
+    assert not again.index("bad", "input", 0.0) and again.failures.counts == {("bad", "maintain"): 2}
+    again.maintain(T0 + 9 * 86400 + 60)
+    assert again.failures.counts == {("bad", "maintain"): 2}
+
+
+@pytest.mark.parametrize("damage", [
+    "UPDATE bucket_data SET data = CAST(x'ff00fe9a' AS TEXT) WHERE id = ?",   # a blob read back as text
+    "UPDATE bucket_data SET data = 12345 WHERE id = ?",
+    "DELETE FROM bucket_data WHERE id = ?",                                     # its sketches gone
+])
+def test_an_unreadable_bucket_row_is_damage_of_its_model_alone(store_factory: Callable[..., Store],
+                                                              profile: Callable[..., Profile], damage: str) -> None:
+    store = store_factory()
+    store.write([profile(model="bad", end=T0 + 30), profile(model="good", end=T0 + 30)], now=T0 + 31)
+    store.close()
+    with sqlite3.connect(store.path) as connection:
+        (bad,) = connection.execute("SELECT id FROM buckets WHERE model='bad'").fetchone()
+        connection.execute(damage, (bad,))
+    store = store_factory()
+    assert store.load("bad", "input", 0, T0) is None and store.corrupt == 1
+    assert store.maintain(T0 + 1000) == 4                  # both rolled up twice (1m -> 10m -> 1h), the bad one afresh
+    assert store.failures.counts == {}
+    merged = store.merged("good", "input", T0, T0 + 600, T0 + 1000)
+    assert merged is not None and merged.rows == 200
+    assert store.write([profile(model="bad", end=T0 + 30, sequence=1, rows=5)], now=T0 + 40) == ["accepted"]
+    found = store.load("bad", "input", 0, T0)
+    assert found is not None and found[1].rows == 5                       # late data lands in a working bucket
 
 
 def test_a_column_that_changes_kind_between_buckets_breaks_nothing(store_factory: Callable[..., Store]) -> None:
