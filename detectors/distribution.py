@@ -122,8 +122,9 @@ class Categories:
             for item, estimate, lower, _upper in sketch.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES):
                 counts[item] = float(estimate)
                 exact = exact and estimate == lower
-        exact = exact and sum(counts.values()) == sketch.total_weight
+        exact = exact and sum(counts.values()) == sketch.total_weight == column.valid
         distinct = column.distinct.get_estimate() if column.distinct is not None else float(len(counts))
-        view = cls(counts, int(sketch.total_weight), exact, distinct)
+        # the counts are the truth: a sketch that purged every item (or merged such a one) weighs less
+        view = cls(counts, max(int(sketch.total_weight), column.valid), exact, distinct)
         column.view = view
         return view

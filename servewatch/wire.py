@@ -30,7 +30,9 @@ with the same :class:`~servewatch.ProfileError` and its ``reason`` code (:data:`
 Counts must also agree with each other and with the sketches: a numeric column's KLL holds exactly its valid
 values; a categorical column's frequent-items sketch weighs exactly its valid values, and the items it holds
 account for that weight up to the error the sketch records (a sketch with a weight, no items and no error is
-*hollow* and rejected).
+*hollow* and rejected). The one exception is what datasketches itself writes for a sketch that purged every
+item (each value distinct, say): an empty sketch, its weight lost; the column's counts keep the values, read as
+categories no longer tracked (:class:`~servewatch.detectors.Categories` counts them as "other").
 """
 
 from __future__ import annotations
@@ -140,11 +142,8 @@ def profile_record(profile: Profile, limits: Limits | None = None) -> tuple[dict
         if column.sketch is not None:
             entry["kll"] = column.sketch.serialize()
         else:
-            frequent: Any = column.frequent
-            if not frequent.num_active_items and frequent.total_weight:  # datasketches would write it empty
-                raise ProfileError(f"column {name!r}: frequent-items sketch weighs {frequent.total_weight} but holds "
-                                   "no items (purged to none: its bytes would lose the weight)", "hollow_sketch")
-            entry["frequent"] = frequent.serialize()
+            # a sketch purged to no items serializes empty (its weight is lost): the counts keep it, untracked
+            entry["frequent"] = column.frequent.serialize()  # type: ignore[union-attr]
             entry["distinct"] = column.distinct.serialize_compact()  # type: ignore[union-attr]
         body_columns[name] = entry
     return attributes, {"rows": profile.rows, "columns": body_columns}
@@ -345,7 +344,7 @@ def _column(name: str, fields: Mapping[str, AnyValue], limits: Limits) -> Column
     if not 4 <= distinct.lg_config_k <= 21:
         raise ProfileError(f"{where}: distinct-count sketch has lg_k {distinct.lg_config_k} outside [4, 21]",
                            "corrupt_sketch")
-    if frequent.total_weight != valid:
+    if frequent.total_weight != valid and not frequent.is_empty():  # empty: every value purged, all untracked
         raise ProfileError(f"{where}: sketch holds weight {frequent.total_weight}, counts say {valid}",
                            "sketch_mismatch")
     if distinct.is_empty() != (valid == 0):   # every valid value goes into both sketches
