@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from servewatch.instrumentation import errors
 from servewatch.instrumentation.torchserve.frontend import QueueTimeBridge, metrics_url, queue_seconds, read_properties
 
 # What TorchServe 0.12's metrics API answers in prometheus mode (note the trailing commas)
@@ -32,6 +33,14 @@ def test_queue_seconds_sums_the_versions_of_one_model() -> None:
     assert queue_seconds(EXPOSITION, "absent") is None
     assert queue_seconds("ts_queue_latency_microseconds_other{model_name=\"churn\",} 5\n", "churn") is None
     assert queue_seconds('ts_queue_latency_microseconds{model_name="churn",} garbage\n', "churn") is None
+
+
+def test_an_unreadable_line_is_counted_and_the_others_still_read() -> None:
+    errors.reset()
+    text = EXPOSITION + 'ts_queue_latency_microseconds{model_name="churn",} garbage\nnot a sample at all\n'
+    assert queue_seconds(text, "churn") == pytest.approx(1.0)
+    assert errors.counts() == {"torchserve.queue_time.parse": 1}
+    errors.reset()
 
 
 def test_read_properties(tmp_path: Path) -> None:

@@ -89,6 +89,12 @@ def test_parse_sums_versions_and_reasons_and_skips_what_it_cannot_read() -> None
     assert parse_metrics("").models == {} and parse_metrics("\x00\xff{}").gpus == {}
 
 
+def test_parse_reads_well_formed_text_whole_as_it_reads_bad_text_line_by_line() -> None:
+    readable = "".join(line + "\n" for line in TEXT.splitlines()
+                       if "twelve" not in line and "not prometheus" not in line)
+    assert parse_metrics(readable) == parse_metrics(TEXT)      # the TYPE lines make no difference to the figures
+
+
 def test_queue_seconds_for_the_watched_models_only() -> None:
     bridge = TritonMetrics("http://unused", models={"resnet"}, read=lambda url: TEXT)
     assert bridge.queue_seconds() == {"resnet": 0.25}
