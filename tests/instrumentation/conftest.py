@@ -60,10 +60,11 @@ def fresh_runtime() -> Iterator[None]:
     Request it after ``monkeypatch``: the final flush runs under the test's patches."""
     errors.reset()
     yield
-    active = runtime._runtime
+    active = runtime.active()
     if active is not None:
         active.flush(5.0, final=True)
-    runtime._runtime, runtime._disabled = None, False
+    runtime.forget()
+    runtime._disabled = False
     errors.reset()
 
 

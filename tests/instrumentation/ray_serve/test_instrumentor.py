@@ -42,7 +42,7 @@ instrumentor.instrument()
 assert not any(name.startswith("ray") for name in sys.modules), "instrumenting imported Ray"
 import ray.serve._private.replica
 print("patched", sorted(wrapped()))
-assert runtime._runtime is None and all(t.name != "servewatch" for t in threading.enumerate()), "started"
+assert runtime.active() is None and all(t.name != "servewatch" for t in threading.enumerate()), "started"
 instrumentor.uninstrument()
 print("after", wrapped())
 """)

@@ -72,7 +72,7 @@ def test_patches_when_torchserve_is_imported_and_never_imports_it() -> None:
         TorchServeInstrumentor().uninstrument()
         assert not hasattr(ts.service.Service.predict, "__wrapped__")
         import servewatch.instrumentation.runtime as runtime
-        assert runtime._runtime is None, "patching started the runtime"
+        assert runtime.active() is None, "patching started the runtime"
     """)
     assert result.returncode == 0, result.stderr
 
