@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from servewatch.instrumentation.runtime import EXIT_TIMEOUT
+from support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +61,7 @@ class Silent:
 
 
 def refusing_endpoint() -> str:
-    with socket.socket() as probe:          # a port nothing listens on any more
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(params=["silent", "refusing"])

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import collections
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -132,12 +132,6 @@ def test_forked_and_spawned_children_report_under_their_own_identity(receiver: A
     requests = {resource["service.instance.id"]: point.as_int
                 for _, point, resource in receiver.metric_points("servewatch.inference.requests")}
     assert set(requests) == set(rows) and sorted(requests.values()) == [1, 1, 2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_receiver_down_then_up_loses_nothing_and_fails_nothing(tmp_path: Path) -> None:

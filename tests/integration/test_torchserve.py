@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+pytest.importorskip("torch", reason="the torchserve extra is not installed")
+pytest.importorskip("ts", reason="the torchserve extra is not installed")
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
 harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]

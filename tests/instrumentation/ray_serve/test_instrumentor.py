@@ -7,8 +7,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import pytest
 from servewatch.instrumentation.ray_serve import RayServeInstrumentor, runtime_env
 from servewatch.instrumentation.ray_serve.hooks import PATCHES
+
+pytest.importorskip("ray.serve", reason="the ray extra is not installed")   # the scripts below import it
 
 PATCHED = [f"{module}:{name}" for module, name, _ in PATCHES]
 QUIET = "import warnings; warnings.simplefilter('ignore', DeprecationWarning)\n"

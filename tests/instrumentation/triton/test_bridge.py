@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from servewatch.instrumentation import bridges, errors, flush, runtime
 from servewatch.instrumentation.triton.bridge import SCOPE, main, run_sidecar, start_in_process
+from support import MetricsEndpoint
 
 TEXT = (Path(__file__).with_name("test_metrics.py").read_text().split('TEXT = """\\\n', 1)[1].split('"""', 1)[0]
         .replace("\\\\", "\\"))
@@ -132,32 +132,8 @@ def test_nothing_is_bridged_without_a_metrics_exporter(bridging: list[str], monk
     assert bridges._metric_sources == [] and bridges._queue_sources == []
 
 
-class Triton:
-    """A stand-in for Triton's metrics endpoint: answers TEXT on GET /metrics, counts the reads."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                owner.reads += 1
-                body = TEXT.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_the_sidecar_command_sends_a_last_collection_when_stopped(receiver: Any) -> None:
-    triton = Triton()
+    triton = MetricsEndpoint(TEXT)      # Triton's metrics endpoint
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "SERVEWATCH_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL="3600000",
                OTEL_SERVICE_NAME="triton-bridge")
@@ -176,9 +152,9 @@ def test_the_sidecar_command_sends_a_last_collection_when_stopped(receiver: Any)
         if process.poll() is None:
             process.kill()
             process.wait()
-        triton.server.shutdown()
+        triton.close()
     assert process.returncode == 0, output
-    assert triton.reads >= 1 and "leaked" not in output
+    assert len(triton.paths) >= 1 and "leaked" not in output
     requests = {attributes["outcome"]: (point.as_double, resource["service.name"])
                 for attributes, point, resource in receiver.metric_points("servewatch.inference.requests")}
     assert requests == {"ok": (100.0, "triton-bridge"), "error": (6.0, "triton-bridge")}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
 from servewatch.exporters.metrics import MetricsPipeline
 from servewatch.instrumentation import errors
 from servewatch.instrumentation.triton.metrics import TritonMetrics, parse_metrics
+from support import Capture
 
 TEXT = """\
 # HELP nv_inference_request_success Number of successful inference requests, all batch sizes
@@ -41,31 +39,6 @@ nv_inference_count{model="garbage",version="1"} twelve
 nv_inference_count{version="1"} 5
 this line is not prometheus text
 """
-
-
-class Capture(MetricExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.exports: list[MetricsData] = []
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        self.exports.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        pass
-
-    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
-        found: list[tuple[dict[str, Any], Any]] = []
-        for resource in self.exports[-1].resource_metrics if self.exports else ():
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name == name:
-                        found += [(dict(point.attributes), point) for point in metric.data.data_points]
-        return found
 
 
 def collected(metrics: TritonMetrics) -> Capture:
