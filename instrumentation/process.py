@@ -1,4 +1,6 @@
-"""The runtime of one serving process: its spec, recorder and exporters, and the background thread ``servewatch``.
+"""The :class:`Runtime` of one serving process: its spec, recorder and exporters, and the background thread
+``servewatch``; :mod:`~servewatch.instrumentation.runtime` holds the process's one instance and the entry
+points that reach it.
 
 Usage (:func:`servewatch.instrumentation.runtime.current` creates a process's only one; nothing else does)::
 

@@ -1,9 +1,11 @@
-"""What several test modules need: a free port, waiting for a condition, a local metrics endpoint, an in-memory
-metric exporter.
+"""What several test modules need: a free port, waiting for a condition, a module loaded from a file, a local
+metrics endpoint, an in-memory metric exporter.
 
 Usage (``tests/`` is on ``sys.path``, put there by ``tests/conftest.py``; tests are not a package)::
 
-    from support import Capture, MetricsEndpoint, free_port, wait_for
+    from support import Capture, MetricsEndpoint, free_port, load_module, wait_for
+
+    harness = load_module("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")   # not a package
 
     port = free_port()                                        # a port nothing listens on (at this moment)
     line = wait_for(lambda: read_line(), 30, "the server's first line")   # the truthy value, or TimeoutError
@@ -14,16 +16,20 @@ Usage (``tests/`` is on ``sys.path``, put there by ``tests/conftest.py``; tests 
 
 from __future__ import annotations
 
+import importlib.util
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
-__all__ = ["Capture", "MetricsEndpoint", "free_port", "wait_for"]
+__all__ = ["Capture", "MetricsEndpoint", "free_port", "load_module", "wait_for"]
 
 
 def free_port() -> int:
@@ -43,6 +49,17 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """The module in ``path`` (a bench harness, an example, a helper beside the tests), run now and registered in
+    ``sys.modules`` as ``name`` (dataclasses and pickling look it up there)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class MetricsEndpoint:

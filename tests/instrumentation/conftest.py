@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,12 +12,9 @@ from typing import Any
 
 import pytest
 from servewatch.instrumentation import errors, runtime
+from support import load_module
 
-_spec = importlib.util.spec_from_file_location("servewatch_test_receiver", Path(__file__).with_name("receiver.py"))
-receiver_module = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-sys.modules[_spec.name] = receiver_module  # type: ignore[union-attr]
-_spec.loader.exec_module(receiver_module)  # type: ignore[union-attr]
-Receiver = receiver_module.Receiver
+Receiver = load_module("servewatch_test_receiver", Path(__file__).with_name("receiver.py")).Receiver
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ real OTLP/HTTP exporters, first to a recording receiver (exact counts), then to 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import subprocess
@@ -24,22 +23,13 @@ pytest.importorskip("uvicorn")
 from servewatch.profile import Profile  # noqa: E402
 from servewatch.spec import load_spec  # noqa: E402
 from servewatch.wire import encode_profiles  # noqa: E402
-from support import wait_for  # noqa: E402
+from support import load_module, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "generic"
 SERVEWATCH = str(Path(sys.executable).with_name("servewatch"))
-
-
-def _load_receiver() -> Any:
-    spec = importlib.util.spec_from_file_location("servewatch_receiver_integration",
-                                                  ROOT / "tests" / "instrumentation" / "receiver.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.Receiver
 
 
 class Server:
@@ -89,7 +79,7 @@ def rows(rng: np.random.Generator, count: int, shift: float = 0.0) -> list[dict[
 
 
 def test_fastapi_app_exports_exact_profiles_and_metrics() -> None:
-    Receiver = _load_receiver()
+    Receiver = load_module("servewatch_receiver_integration", ROOT / "tests" / "instrumentation" / "receiver.py").Receiver
     rng = np.random.default_rng(5)
     with Receiver() as receiver:
         server = Server(environment(receiver.endpoint, EXAMPLE / "servewatch.yaml"))

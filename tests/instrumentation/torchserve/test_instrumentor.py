@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from servewatch.exporters import read_spool
 from servewatch.instrumentation.torchserve import TorchServeInstrumentor
+from support import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-_spec = importlib.util.spec_from_file_location("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
-harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(harness)  # type: ignore[union-attr]
+harness = load_module("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
 needs_torchserve = pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("ts", "torch")),
                                       reason="the torchserve extra is not installed")   # for the scripts below
 
