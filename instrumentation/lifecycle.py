@@ -8,9 +8,8 @@ process, handing over how to find and how to drop it; nothing else calls this)::
     lifecycle.install(active, forget)      # () -> the process's Runtime or None; () -> None
 
 - **Fork** (``os.register_at_fork``): the parent waits, at most :data:`FORK_TIMEOUT`, until its background
-  thread is between two cycles
-  (a module being imported at fork time stays locked forever in the child); the child drops the runtime and
-  starts its own on its first inference, under a new ``service.instance.id``.
+  thread is between two cycles (a module being imported at fork time stays locked forever in the child); the
+  child drops the runtime and starts its own on its first inference, under a new ``service.instance.id``.
 - **Exit**: when the main thread ends (``threading``'s exit hook, before ``concurrent.futures`` and the
   ``threading`` module shut down: the OpenTelemetry SDK cannot even be imported after that) the last interval
   is flushed; at ``atexit`` once more, finally (what threads still serving after the main thread recorded),
