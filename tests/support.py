@@ -9,8 +9,8 @@ Usage (``tests/`` is on ``sys.path``, put there by ``tests/conftest.py``; tests 
 
     port = free_port()                                        # a port nothing listens on (at this moment)
     line = wait_for(lambda: read_line(), 30, "the server's first line")   # the truthy value, or TimeoutError
-    with MetricsEndpoint("nv_gpu_utilization 0.5\n") as endpoint:   # GET endpoint.url -> the text
-        ...; endpoint.text = "..."; endpoint.paths                  # what was asked, in order
+    with MetricsEndpoint(TEXT) as endpoint:                   # GET endpoint.url -> TEXT (Prometheus text)
+        ...; endpoint.text = "..."; endpoint.paths          # what was asked, in order
     capture = Capture(); capture.points("servewatch.inference.requests")   # [(attributes, point), ...]
 """
 
