@@ -112,7 +112,7 @@ increments).
 
 from __future__ import annotations
 
-from typing import Any
+from servewatch.lazy import lazy_attributes
 
 from .guard import errors, guard
 from .monitor import Inference, Monitor, monitor, observe
@@ -136,10 +136,5 @@ __all__ = [
     "register_metrics",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "ServewatchInstrumentor":  # loads opentelemetry-instrumentation and wrapt only when asked for
-        from .instrumentor import ServewatchInstrumentor
-
-        return ServewatchInstrumentor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ServewatchInstrumentor loads opentelemetry-instrumentation and wrapt, so only when asked for
+__getattr__, __dir__ = lazy_attributes(__name__, __all__, {"ServewatchInstrumentor": "instrumentor"})

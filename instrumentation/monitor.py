@@ -40,9 +40,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import runtime
 from .guard import errors
-from .runtime import record
+from .runtime import active, record
 from .sentinel import NOTHING
 
 __all__ = ["Inference", "Monitor", "monitor", "observe"]
@@ -133,10 +132,12 @@ class Monitor:
                 record_call(pick(args, kwargs), NOTHING, perf_counter() - start, "error")
                 raise
             duration = perf_counter() - start
-            active = runtime._runtime
-            if plain and active is not None:  # record(), inlined: the per-call path of a started process
+            # record(), inlined on purpose: the per-call path of a started process skips record()'s checks of
+            # arguments that are known good here (and its starting the runtime, which the first call did)
+            started = active()
+            if plain and started is not None:
                 try:
-                    active.recorder.record(model, framework, pick(args, kwargs), result, duration, None, "ok", 1)
+                    started.recorder.record(model, framework, pick(args, kwargs), result, duration, None, "ok", 1)
                 except Exception as error:
                     errors.report("record", error)
             else:

@@ -1,4 +1,6 @@
-"""The runtime of one serving process: its spec, recorder and exporters, and the background thread ``servewatch``.
+"""The :class:`Runtime` of one serving process: its spec, recorder and exporters, and the background thread
+``servewatch``; :mod:`~servewatch.instrumentation.runtime` holds the process's one instance and the entry
+points that reach it.
 
 Usage (:func:`servewatch.instrumentation.runtime.current` creates a process's only one; nothing else does)::
 
@@ -25,7 +27,7 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from . import sources
+from . import bridges
 from .guard import errors, guard
 from .settings import Settings
 
@@ -66,6 +68,15 @@ class Runtime:
     def start(self) -> None:
         self._thread.start()
 
+    def pause(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds until the background thread is between two cycles and keep it there
+        (True), so that ``os.fork`` copies no lock held mid-export; :meth:`resume` lets it go on."""
+        return self._cycle.acquire(timeout=timeout)
+
+    def resume(self) -> None:
+        """Let the background thread go on after a successful :meth:`pause`."""
+        self._cycle.release()
+
     # -- the background thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -94,8 +105,8 @@ class Runtime:
     def _setup(self) -> None:
         """Build whichever exporter is still missing (a failure is counted and retried next cycle) and hand the
         metrics pipeline the sources registered since."""
-        if self.metrics is not None and sources.pending(self._sources):
-            self._sources = sources.add_metric_sources(self.metrics, self._sources)
+        if self.metrics is not None and bridges.pending(self._sources):
+            self._sources = bridges.add_metric_sources(self.metrics, self._sources)
         if self.profile_exporter is not None and (self.metrics is not None or self.settings.metrics_exporter == "none"):
             return
         with guard("export.setup"):
@@ -131,7 +142,7 @@ class Runtime:
         from .telemetry import Telemetry
 
         settings = self.settings
-        telemetry = Telemetry(self.recorder, queue_sources=sources.queue_sources(),
+        telemetry = Telemetry(self.recorder, queue_sources=bridges.queue_sources(),
                               delta_histograms=settings.delta_histograms, start=self.started)
         protocol = "console" if settings.metrics_exporter == "console" else settings.metrics_protocol
         pipeline = MetricsPipeline(resource, otlp_metric_exporter(protocol), producers=[telemetry.produce],
@@ -141,7 +152,7 @@ class Runtime:
         telemetry.register(meter)
         with guard("gpu"):
             self.gpus = register_gpu_metrics(meter)
-        self._sources = sources.add_metric_sources(pipeline, self._sources)
+        self._sources = bridges.add_metric_sources(pipeline, self._sources)
         return pipeline
 
     def _close_profiles(self, now: float) -> None:

@@ -7,6 +7,14 @@ Usage::
     record("fraud", inputs=x, outputs=y, duration=0.003)   # the first call in a process starts the runtime
     flush()                                                 # close profiles and export now (tests, shutdown hooks)
 
+    from servewatch.instrumentation import runtime
+
+    runtime.active()          # the Runtime (process.py) if this process has started one, else None; starts nothing
+    runtime.current()         # the same, started now if need be (None when SERVEWATCH_DISABLED=true)
+    runtime.forget()          # drop it unflushed (a forked child does): the next inference starts a new one
+
+This module is the one home of that runtime: other modules read it through these functions, never its globals.
+
 Lifecycle:
 
 - **Inert until the first inference.** Importing, decorating, instrumenting and registering queue-time sources
@@ -29,7 +37,7 @@ Lifecycle:
   shutdown hook that can afford more calls ``flush(timeout)`` itself. The recorder then forgets its models,
   so no sketch is alive at interpreter teardown (datasketches would print "leaked" warnings). A process
   ending with ``os._exit`` (a ``multiprocessing`` child) loses its last interval.
-- **Bridges' metrics** (:mod:`~servewatch.instrumentation.sources`): :func:`register_metrics` adds a framework
+- **Bridges' metrics** (:mod:`~servewatch.instrumentation.bridges`): :func:`register_metrics` adds a framework
   bridge's own instruments and pre-aggregated metrics to this pipeline (same resource, same
   ``service.instance.id``, same thread); like :func:`observe_queue_time` it starts nothing, and only a serving
   process ever collects them.
@@ -46,26 +54,26 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from .bridges import observe_queue_time, register_metrics
 from .guard import errors
+from .lifecycle import EXIT_TIMEOUT, install
 from .process import Runtime
 from .sentinel import NOTHING
 from .settings import Settings
-from .sources import observe_queue_time, register_metrics
 
-__all__ = ["EXIT_TIMEOUT", "Runtime", "current", "flush", "observe_queue_time", "profile_rows", "record",
-           "record_queue_time", "register_metrics"]
-
-EXIT_TIMEOUT = 5.0
-"""Seconds the process waits at exit, in all, for the last profiles and metrics to leave (both exit hooks
-together); also :func:`flush`'s default timeout."""
-FORK_TIMEOUT = 2.0
-"""Seconds ``os.fork`` waits at most for the background thread to finish an export in progress."""
+__all__ = ["EXIT_TIMEOUT", "Runtime", "active", "current", "flush", "forget", "observe_queue_time", "profile_rows",
+           "record", "record_queue_time", "register_metrics"]
 
 log = logging.getLogger("servewatch.instrumentation")
 
 _lock = threading.Lock()
-_runtime: Runtime | None = None
+_runtime: Runtime | None = None  # read and written here only; elsewhere through active(), current(), forget()
 _disabled = False
+
+
+def active() -> Runtime | None:
+    """This process's runtime if it has started; never starts one (for code that only looks)."""
+    return _runtime
 
 
 def current(framework: str = "python") -> Runtime | None:
@@ -74,6 +82,13 @@ def current(framework: str = "python") -> Runtime | None:
     if runtime is not None or _disabled:
         return runtime
     return _start(framework)
+
+
+def forget() -> None:
+    """Drop this process's runtime without flushing it (a forked child's copy, which belongs to its parent):
+    the next inference starts a new one."""
+    global _runtime, _lock
+    _runtime, _lock = None, threading.Lock()
 
 
 def _start(framework: str) -> Runtime | None:
@@ -88,9 +103,7 @@ def _start(framework: str) -> Runtime | None:
             return None
         for problem in problems:
             log.warning("servewatch: %s", problem)
-        from . import lifecycle
-
-        lifecycle.install()
+        install(active, forget)
         runtime = Runtime(settings, framework)
         runtime.start()
         _runtime = runtime

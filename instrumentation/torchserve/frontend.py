@@ -51,6 +51,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from servewatch.instrumentation.exposition import samples
 from servewatch.instrumentation.guard import errors
 
 __all__ = ["METRIC", "QueueTimeBridge", "metrics_url", "queue_seconds", "read_properties"]
@@ -62,8 +63,6 @@ TIMEOUT = 2.0
 """Seconds one read of the metrics API may take."""
 _OFF = ("none", "off", "false", "0")
 _WILDCARDS = ("0.0.0.0", "::", "[::]")
-_SAMPLE = re.compile(r"^" + METRIC + r"\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)", re.MULTILINE)
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 log = logging.getLogger("servewatch.instrumentation")
 
@@ -149,17 +148,15 @@ def queue_seconds(text: str, model: str) -> float | None:
     """Seconds of ``ts_queue_latency_microseconds`` for ``model`` in Prometheus text, over all its versions
     (None when the model has no series)."""
     total = None
-    for match in _SAMPLE.finditer(text):
-        labels = {key: _unescape(value) for key, value in _LABEL.findall(match.group("labels"))}
-        if labels.get("model_name") != model:
-            continue
-        try:
-            value = float(match.group("value"))
-        except ValueError:
-            errors.report("torchserve.queue_time.parse")
-            continue
-        total = (total or 0.0) + value / 1e6
+    for _, labels, value in samples(text, (METRIC,), skipped=_unreadable):
+        if labels.get("model_name") == model:
+            total = (total or 0.0) + value / 1e6
     return total
+
+
+def _unreadable(line: str) -> None:
+    if line.startswith(METRIC + "{"):
+        errors.report("torchserve.queue_time.parse")
 
 
 def metrics_url(environ: Mapping[str, str] | None = None, frontend_pid: int | None = None) -> tuple[str | None, str]:

@@ -45,8 +45,7 @@ machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from servewatch.lazy import lazy_attributes
 
 __all__ = ["MonitoredPythonModel", "PyTritonInstrumentor", "TritonClientInstrumentor", "TritonMetrics"]
 
@@ -57,13 +56,4 @@ _HOMES = {
     "TritonMetrics": "metrics",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, __all__, _HOMES)

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 import urllib.request
@@ -57,6 +56,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
+from servewatch.instrumentation.exposition import samples
 from servewatch.instrumentation.guard import guard
 
 __all__ = ["GpuFigures", "MAX_AGE", "ModelFigures", "Snapshot", "TritonMetrics", "parse_metrics"]
@@ -86,8 +86,7 @@ _GPU_GAUGES = {
 }
 log = logging.getLogger("servewatch.instrumentation")
 _PHASES = (("input", "input_us"), ("infer", "infer_us"), ("output", "output_us"))
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+_NAMES = frozenset(_MODEL_COUNTERS) | frozenset(_GPU_GAUGES)
 
 
 @dataclass
@@ -123,26 +122,13 @@ class Snapshot:
 
 
 def parse_metrics(text: str) -> Snapshot:
-    """The figures servewatch maps, from Triton's Prometheus text; lines it does not know are skipped, and a
+    """The figures servewatch maps, from Triton's Prometheus text; lines it cannot read are skipped, and a
     value that is not a finite number is left out."""
     snapshot = Snapshot()
-    for line in text.splitlines():
-        if not line.startswith("nv_"):
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        name, labels_text, raw = match.groups()
-        counter, gauge = _MODEL_COUNTERS.get(name), _GPU_GAUGES.get(name)
-        if counter is None and gauge is None:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            continue
+    for name, labels, value in samples(text, _NAMES):
         if not math.isfinite(value):
             continue
-        labels = dict((key, _unescape(item)) for key, item in _LABEL.findall(labels_text or ""))
+        counter = _MODEL_COUNTERS.get(name)
         if counter is not None:
             model = labels.get("model")
             if model:
@@ -151,12 +137,8 @@ def parse_metrics(text: str) -> Snapshot:
         else:
             gpu = labels.get("gpu_uuid")
             if gpu:
-                setattr(snapshot.gpus.setdefault(gpu, GpuFigures()), str(gauge), value)
+                setattr(snapshot.gpus.setdefault(gpu, GpuFigures()), _GPU_GAUGES[name], value)
     return snapshot
-
-
-def _unescape(value: str) -> str:
-    return value.replace("\\\\", "\0").replace('\\"', '"').replace("\\n", "\n").replace("\0", "\\")
 
 
 class TritonMetrics:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,12 +12,9 @@ from typing import Any
 
 import pytest
 from servewatch.instrumentation import errors, runtime
+from support import load_module
 
-_spec = importlib.util.spec_from_file_location("servewatch_test_receiver", Path(__file__).with_name("receiver.py"))
-receiver_module = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-sys.modules[_spec.name] = receiver_module  # type: ignore[union-attr]
-_spec.loader.exec_module(receiver_module)  # type: ignore[union-attr]
-Receiver = receiver_module.Receiver
+Receiver = load_module("servewatch_test_receiver", Path(__file__).with_name("receiver.py")).Receiver
 
 
 @pytest.fixture
@@ -60,10 +56,11 @@ def fresh_runtime() -> Iterator[None]:
     Request it after ``monkeypatch``: the final flush runs under the test's patches."""
     errors.reset()
     yield
-    active = runtime._runtime
+    active = runtime.active()
     if active is not None:
         active.flush(5.0, final=True)
-    runtime._runtime, runtime._disabled = None, False
+    runtime.forget()
+    runtime._disabled = False
     errors.reset()
 
 

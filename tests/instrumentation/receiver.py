@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from servewatch.profile import Profile
 from servewatch.wire import decode_request, parse_request
+from support import wait_for
 
 
 @dataclass
@@ -111,12 +112,11 @@ class Receiver:
         return names
 
     def wait_for(self, condition: Callable[[Receiver], bool], timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition(self):
-                return True
-            time.sleep(0.05)
-        return condition(self)
+        """Whether ``condition(receiver)`` came true within ``timeout`` seconds."""
+        try:
+            return bool(wait_for(lambda: condition(self), timeout, "the receiver's condition"))
+        except TimeoutError:
+            return False
 
 
 def _value(value: Any) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from servewatch.instrumentation.runtime import EXIT_TIMEOUT
+from support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +61,7 @@ class Silent:
 
 
 def refusing_endpoint() -> str:
-    with socket.socket() as probe:          # a port nothing listens on any more
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(params=["silent", "refusing"])
@@ -95,7 +94,7 @@ def test_a_normal_exit_is_quiet(receiver: Any, tmp_path: Path) -> None:
 
         for _ in range(3):
             record("fraud", [{"amount": 12.5, "country": "DE"}], [0.25], duration=0.01)
-        held = runtime._runtime
+        held = runtime.active()
         threading.Thread(target=lambda: time.sleep(3600) or held, daemon=True).start()
     """))
     env = environment(receiver.endpoint, SERVEWATCH_SPEC=str(tmp_path / "spec.yaml"))
@@ -119,7 +118,7 @@ def test_a_script_exits_promptly_when_the_endpoint_is_gone(dead_endpoint: str, t
         from servewatch.instrumentation import record, runtime
 
         record("m", np.ones((4, 3)), np.ones(4), duration=0.01)
-        while runtime._runtime.metrics is None:     # exporters built: the wait below is the endpoint's alone
+        while runtime.active().metrics is None:     # exporters built: the wait below is the endpoint's alone
             time.sleep(0.01)
         record("m", np.ones((2, 3)), np.ones(2), duration=0.01)
         if not {threads!r}:

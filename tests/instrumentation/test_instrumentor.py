@@ -56,7 +56,7 @@ def test_patch_applies_on_import_and_uninstrument_restores(framework: str, spool
         with pytest.raises(RuntimeError, match="model error"):   # the framework's exception, untouched
             module.Service().predict("fail")
         assert errors.counts() == {"fakeserve.instrument": 1}
-        outcomes = runtime._runtime.recorder.states()[0].stats.outcomes
+        outcomes = runtime.active().recorder.states()[0].stats.outcomes
         assert (outcomes["ok"].requests, outcomes["error"].requests) == (1, 1)
     finally:
         instrumentor.uninstrument()
@@ -110,7 +110,7 @@ def test_a_wrapper_named_by_path_is_imported_with_the_framework(framework: str, 
         assert hooks not in sys.modules                          # instrumenting imports not even the hooks
         module = __import__(framework)
         assert hooks in sys.modules and module.Service().predict([1]) == [2]
-        assert [state.name for state in runtime._runtime.recorder.states()] == ["named"] and errors.counts() == {}
+        assert [state.name for state in runtime.active().recorder.states()] == ["named"] and errors.counts() == {}
     finally:
         instrumentor.uninstrument()
         sys.modules.pop(hooks, None)

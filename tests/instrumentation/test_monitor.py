@@ -30,7 +30,7 @@ def test_decorator_records_inputs_outputs_and_passes_results_through(spool: Path
     found = profiles(spool)
     assert found[("fraud", "input")][0].rows == 30
     assert found[("fraud", "prediction")][0].columns["class"].categories() == {"true": 30.0}
-    assert runtime._runtime.recorder.states()[0].stats.outcomes["ok"].requests == 10
+    assert runtime.active().recorder.states()[0].stats.outcomes["ok"].requests == 10
 
 
 def test_the_functions_exception_passes_through_untouched(spool: Path) -> None:
@@ -43,7 +43,7 @@ def test_the_functions_exception_passes_through_untouched(spool: Path) -> None:
     with pytest.raises(ValueError) as caught:
         predict(np.ones((2, 2)))
     assert caught.value is problem
-    stats = runtime._runtime.recorder.states()[0].stats.outcomes
+    stats = runtime.active().recorder.states()[0].stats.outcomes
     assert stats["error"].requests == 1 and stats["ok"].requests == 0
     assert profiles(spool)[("m", "input")][0].rows == 2          # what a failing call received is profiled
 
@@ -88,7 +88,7 @@ def test_context_manager_nested_and_failing(spool: Path) -> None:
         with monitor("outer") as call:
             call.inputs = np.ones((1, 2))
             raise KeyError("x")
-    states = {state.name: state.stats.outcomes for state in runtime._runtime.recorder.states()}
+    states = {state.name: state.stats.outcomes for state in runtime.active().recorder.states()}
     assert states["outer"]["ok"].requests == 2 and states["outer"]["error"].requests == 1
     assert states["inner"]["ok"].requests == 1
     found = profiles(spool)
@@ -108,7 +108,7 @@ def test_observe_for_hooks_keeps_the_call_and_guards_the_callables(spool: Path) 
     assert errors.counts() == {"torchserve.hook": 1}
     with pytest.raises(TypeError):
         observe(framework_call, (None,), {}, framework="torchserve", model="tiny")
-    state = runtime._runtime.recorder.states()[0]
+    state = runtime.active().recorder.states()[0]
     assert state.framework == "torchserve" and state.stats.outcomes["error"].requests == 1
     observe(framework_call, ([1.0],), {}, framework="torchserve", model="tiny", route="/predict")
     observe(framework_call, ([1.0],), {}, framework="torchserve", model="tiny", route=lambda: "/explain")
@@ -121,7 +121,7 @@ def test_record_with_request_ids_and_garbage_arguments(spool: Path) -> None:
     record("batched", np.ones((4, 2)), duration=0.01, request_ids=["a", "b", "c"], framework="triton")
     record("batched", duration="slow", batch_size="many")      # wrong types: counted, never raised
     record("batched", duration=np.float32(0.5), batch_size=np.int64(2), requests=np.int64(2))
-    stats = runtime._runtime.recorder.states()[0].stats.outcomes["ok"]
+    stats = runtime.active().recorder.states()[0].stats.outcomes["ok"]
     assert stats.requests == 3 + 1 + 2 and stats.duration.count == 3 + 2 and stats.batch_size.count == 2
     assert errors.counts() == {"record.argument": 2}
     record("batched", np.ones((2, 2)), requests=0)             # a batch whose requests are counted elsewhere
@@ -130,7 +130,7 @@ def test_record_with_request_ids_and_garbage_arguments(spool: Path) -> None:
     assert stats.requests == 6 + 1 and errors.counts() == {"record.argument": 3}
     profile_rows("batched", np.ones((5, 2)), np.ones(5))       # a chunk: rows only, no call
     assert (stats.requests, stats.batch_size.count, stats.duration.count) == (7, 3, 5)
-    assert runtime._runtime.recorder.states()[0].inputs.counts()["f0"][0] == 4 + 2 + 5
+    assert runtime.active().recorder.states()[0].inputs.counts()["f0"][0] == 4 + 2 + 5
 
 
 def test_guard_counts_and_swallows_but_not_base_exceptions() -> None:
@@ -157,9 +157,10 @@ def test_disabled_means_nothing_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 
         assert predict(1) == 1
         record("off", [1.0])
-        assert runtime._runtime is None and runtime._disabled
+        assert runtime.active() is None and runtime._disabled
     finally:
-        runtime._runtime, runtime._disabled = None, False
+        runtime.forget()
+        runtime._disabled = False
 
 
 def test_observe_records_coroutines_and_futures_when_they_complete(spool: Path) -> None:
@@ -183,7 +184,7 @@ def test_observe_records_coroutines_and_futures_when_they_complete(spool: Path) 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = observe(pool.submit, (sum, [1.0, 2.0]), {}, framework="triton", model="future")
         assert future.result() == 3.0
-    states = {state.name: state.stats.outcomes for state in runtime._runtime.recorder.states()}
+    states = {state.name: state.stats.outcomes for state in runtime.active().recorder.states()}
     assert (states["batched"]["ok"].requests, states["batched"]["error"].requests) == (2, 1)
     assert states["batched"]["ok"].duration.count == 2 and states["batched"]["ok"].duration.sum >= 0.02
     found = profiles(spool)

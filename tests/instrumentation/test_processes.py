@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import collections
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def test_what_is_recorded_after_the_main_thread_ended_still_leaves(receiver: Any
         from servewatch.instrumentation import record, runtime
 
         record("m", np.ones((2, 3)), np.ones(2), duration=0.01)
-        while runtime._runtime.metrics is None:       # exporters built: the first exit flush is prompt
+        while runtime.active().metrics is None:       # exporters built: the first exit flush is prompt
             time.sleep(0.01)
 
         def late():
@@ -116,11 +116,11 @@ def test_forked_and_spawned_children_report_under_their_own_identity(receiver: A
         from servewatch.instrumentation import record, runtime
 
         record("m", np.ones((5, 2)), np.ones(5), duration=0.001)
-        parent = runtime._runtime.instance_id
+        parent = runtime.active().instance_id
         pid = os.fork()
         if pid == 0:
             record("m", np.ones((7, 2)), np.ones(7), duration=0.001)
-            assert runtime._runtime.instance_id != parent
+            assert runtime.active().instance_id != parent
             sys.exit(0)
         assert os.waitpid(pid, 0)[1] == 0
         subprocess.run([sys.executable, {str(child)!r}], check=True)
@@ -132,12 +132,6 @@ def test_forked_and_spawned_children_report_under_their_own_identity(receiver: A
     requests = {resource["service.instance.id"]: point.as_int
                 for _, point, resource in receiver.metric_points("servewatch.inference.requests")}
     assert set(requests) == set(rows) and sorted(requests.values()) == [1, 1, 2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_receiver_down_then_up_loses_nothing_and_fails_nothing(tmp_path: Path) -> None:
@@ -161,7 +155,7 @@ def test_receiver_down_then_up_loses_nothing_and_fails_nothing(tmp_path: Path) -
             time.sleep(0.01)
         while errors.counts().get("export.profiles", 0) < 2:       # deliveries failed, profiles pending
             time.sleep(0.05)
-        print("pending", runtime._runtime.profile_exporter.pending, flush=True)
+        print("pending", runtime.active().profile_exporter.pending, flush=True)
         sys.stdin.readline()                                      # the receiver is up now
         for _ in range(50):
             predict(np.ones((2, 3)))

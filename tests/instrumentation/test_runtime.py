@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.metrics import Observation
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
-from servewatch.instrumentation import errors, flush, record, register_metrics, runtime, sources
+from servewatch.instrumentation import bridges, errors, flush, record, register_metrics, runtime
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def serving(receiver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fres
     monkeypatch.setenv("SERVEWATCH_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
-    monkeypatch.setattr(sources, "_metric_sources", [])
+    monkeypatch.setattr(bridges, "_metric_sources", [])
     yield receiver
 
 
@@ -63,7 +63,7 @@ def test_registered_metrics_leave_with_the_runtimes_own(serving: Any) -> None:
                      scope="servewatch.late")
     assert flush(10.0)
     ((instance, scopes),) = scopes_of(serving)                            # one pipeline, one request
-    assert instance == runtime._runtime.instance_id
+    assert instance == runtime.active().instance_id
     assert scopes["servewatch.test"] == ["bridge.duration", "servewatch.inference.requests"]
     assert scopes["servewatch.late"] == ["late.gauge"] and "servewatch.broken" not in scopes
     assert "servewatch.inference.requests" in scopes["servewatch"]

@@ -6,37 +6,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
 from servewatch.exporters.metrics import MetricsPipeline
 from servewatch.instrumentation.guard import errors
 from servewatch.instrumentation.recorder import Recorder
 from servewatch.instrumentation.telemetry import Telemetry
-
-
-class Capture(MetricExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.exports: list[MetricsData] = []
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        self.exports.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        pass
-
-    def points(self, name: str, export: int = -1) -> list[tuple[dict[str, Any], Any]]:
-        found = []
-        for rm in self.exports[export].resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == name:
-                        found.extend((dict(point.attributes), point) for point in metric.data.data_points)
-        return found
+from support import Capture
 
 
 def pipeline(recorder: Recorder, sources: list[Any] | None = None, delta: bool = False) -> tuple[MetricsPipeline, Capture]:

@@ -4,14 +4,12 @@ real OTLP/HTTP exporters, first to a recording receiver (exact counts), then to 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +23,13 @@ pytest.importorskip("uvicorn")
 from servewatch.profile import Profile  # noqa: E402
 from servewatch.spec import load_spec  # noqa: E402
 from servewatch.wire import encode_profiles  # noqa: E402
+from support import load_module, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "generic"
 SERVEWATCH = str(Path(sys.executable).with_name("servewatch"))
-
-
-def _load_receiver() -> Any:
-    spec = importlib.util.spec_from_file_location("servewatch_receiver_integration",
-                                                  ROOT / "tests" / "instrumentation" / "receiver.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.Receiver
-
-
-def wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 class Server:
@@ -100,7 +79,7 @@ def rows(rng: np.random.Generator, count: int, shift: float = 0.0) -> list[dict[
 
 
 def test_fastapi_app_exports_exact_profiles_and_metrics() -> None:
-    Receiver = _load_receiver()
+    Receiver = load_module("servewatch_receiver_integration", ROOT / "tests" / "instrumentation" / "receiver.py").Receiver
     rng = np.random.default_rng(5)
     with Receiver() as receiver:
         server = Server(environment(receiver.endpoint, EXAMPLE / "servewatch.yaml"))
@@ -199,14 +178,14 @@ def test_fastapi_app_to_servewatch_detect_end_to_end(detector: tuple[str, str, P
                       if labels["model"] == "fraud" and labels["window"] == "5s"}
             return values if {"amount", "age"} <= set(values) else {}
 
-        values = wait(ks, 40, "servewatch_drift_ks of amount and age")
+        values = wait_for(ks, 40, "servewatch_drift_ks of amount and age", interval=0.2)
         assert values["amount"] > 0.5 and values["age"] < 0.1, values
         metrics = scrape(metrics_url)
         assert metrics["servewatch_detector_profiles_received_total"][0][1] > 0
         assert not [value for _, value in metrics.get("servewatch_detector_profiles_rejected_total", []) if value]
-        served = wait(lambda: [(labels, value) for labels, value in scrape(metrics_url).get(
+        served = wait_for(lambda: [(labels, value) for labels, value in scrape(metrics_url).get(
             "servewatch_inference_requests_total", []) if labels.get("ml_model_name") == "fraud"], 20,
-            "the re-exposed request counter")
+            "the re-exposed request counter", interval=0.2)
         labels, value = served[0]
         assert value > 0 and labels["job"] == "fraud-api" and labels["outcome"] == "ok" and labels["instance"]
         assert "servewatch_inference_duration_seconds_bucket" in scrape(metrics_url)

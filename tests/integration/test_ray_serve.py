@@ -11,10 +11,8 @@ traffic the detector sees for it); the other tests count deltas, so they pass in
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,21 +22,13 @@ from typing import Any
 
 import pytest
 import yaml
+from support import load_module
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-harness = _load("ray_serve_harness", ROOT / "bench" / "ray_serve_harness.py")
-traffic = _load("ray_serve_example_traffic", harness.EXAMPLE / "traffic.py")
+harness = load_module("ray_serve_harness", ROOT / "bench" / "ray_serve_harness.py")
+traffic = load_module("ray_serve_example_traffic", harness.EXAMPLE / "traffic.py")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -9,30 +9,19 @@ ask for it.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from servewatch.instrumentation.ray_serve import runtime_env
+from support import load_module
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-harness = _load("ray_serve_harness", ROOT / "bench" / "ray_serve_harness.py")
-traffic = _load("ray_serve_example_traffic", harness.EXAMPLE / "traffic.py")
+harness = load_module("ray_serve_harness", ROOT / "bench" / "ray_serve_harness.py")
+traffic = load_module("ray_serve_example_traffic", harness.EXAMPLE / "traffic.py")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

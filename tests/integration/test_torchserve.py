@@ -9,9 +9,7 @@ The spec is the example's, on a compressed time scale (1 s buckets and profiles,
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -21,12 +19,13 @@ from typing import Any
 
 import pytest
 import yaml
+from support import load_module
+
+pytest.importorskip("torch", reason="the torchserve extra is not installed")
+pytest.importorskip("ts", reason="the torchserve extra is not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
-harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-sys.modules["torchserve_harness"] = harness
-_spec.loader.exec_module(harness)  # type: ignore[union-attr]
+harness = load_module("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

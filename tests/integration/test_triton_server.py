@@ -11,8 +11,6 @@ Runs in .venv-triton (Debian's python3.11, numpy<2, PyTriton, tritonclient).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from support import load_module
 
-_spec = importlib.util.spec_from_file_location("triton_harness",
-                                               Path(__file__).parents[2] / "bench" / "triton_harness.py")
-harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-sys.modules[_spec.name] = harness  # type: ignore[union-attr]
-_spec.loader.exec_module(harness)  # type: ignore[union-attr]
+harness = load_module("triton_harness", Path(__file__).parents[2] / "bench" / "triton_harness.py")
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(harness.triton_available() is not None, reason=str(harness.triton_available()))]

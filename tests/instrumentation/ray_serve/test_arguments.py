@@ -6,12 +6,15 @@ import asyncio
 from typing import Any
 
 import pytest
-from ray._common.signature import extract_signature, flatten_args
-from ray.serve.batching import _SingleRequest
 from servewatch.instrumentation import NOTHING
 from servewatch.instrumentation.ray_serve.arguments import batch_inputs, call_inputs
 from servewatch.instrumentation.ray_serve.replica import ReplicaInfo
-from starlette.requests import Request
+
+pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+
+from ray._common.signature import extract_signature, flatten_args  # noqa: E402
+from ray.serve.batching import _SingleRequest  # noqa: E402
+from starlette.requests import Request  # noqa: E402
 
 
 @pytest.fixture

@@ -6,9 +6,13 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from servewatch.instrumentation import NOTHING, errors
 from servewatch.instrumentation.ray_serve.exchange import MAX_BODY, Exchange, decode_body, request_value
-from starlette.requests import Request
+
+pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+
+from starlette.requests import Request  # noqa: E402
 
 
 class Receive:

@@ -10,9 +10,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from ray.serve._private.common import RequestMetadata, RequestProtocol
 from servewatch.instrumentation import NOTHING, errors
 from servewatch.instrumentation.ray_serve import hooks, replica
+
+pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+
+from ray.serve._private.common import RequestMetadata, RequestProtocol  # noqa: E402
 
 
 @pytest.fixture

@@ -7,8 +7,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import pytest
 from servewatch.instrumentation.ray_serve import RayServeInstrumentor, runtime_env
 from servewatch.instrumentation.ray_serve.hooks import PATCHES
+
+pytest.importorskip("ray.serve", reason="the ray extra is not installed")   # the scripts below import it
 
 PATCHED = [f"{module}:{name}" for module, name, _ in PATCHES]
 QUIET = "import warnings; warnings.simplefilter('ignore', DeprecationWarning)\n"
@@ -42,7 +45,7 @@ instrumentor.instrument()
 assert not any(name.startswith("ray") for name in sys.modules), "instrumenting imported Ray"
 import ray.serve._private.replica
 print("patched", sorted(wrapped()))
-assert runtime._runtime is None and all(t.name != "servewatch" for t in threading.enumerate()), "started"
+assert runtime.active() is None and all(t.name != "servewatch" for t in threading.enumerate()), "started"
 instrumentor.uninstrument()
 print("after", wrapped())
 """)

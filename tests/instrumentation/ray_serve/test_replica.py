@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
-from ray import serve
-from ray.serve._private.common import DeploymentID, ReplicaID
 from servewatch.instrumentation.ray_serve import replica
+
+pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+
+from ray import serve  # noqa: E402
+from ray.serve._private.common import DeploymentID, ReplicaID  # noqa: E402
 
 
 class Plain:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servewatch.instrumentation import errors
 from servewatch.instrumentation.torchserve.frontend import QueueTimeBridge, metrics_url, queue_seconds, read_properties
+from support import MetricsEndpoint, wait_for
 
 # What TorchServe 0.12's metrics API answers in prometheus mode (note the trailing commas)
 EXPOSITION = """\
@@ -32,6 +31,14 @@ def test_queue_seconds_sums_the_versions_of_one_model() -> None:
     assert queue_seconds(EXPOSITION, "absent") is None
     assert queue_seconds("ts_queue_latency_microseconds_other{model_name=\"churn\",} 5\n", "churn") is None
     assert queue_seconds('ts_queue_latency_microseconds{model_name="churn",} garbage\n', "churn") is None
+
+
+def test_an_unreadable_line_is_counted_and_the_others_still_read() -> None:
+    errors.reset()
+    text = EXPOSITION + 'ts_queue_latency_microseconds{model_name="churn",} garbage\nnot a sample at all\n'
+    assert queue_seconds(text, "churn") == pytest.approx(1.0)
+    assert errors.counts() == {"torchserve.queue_time.parse": 1}
+    errors.reset()
 
 
 def test_read_properties(tmp_path: Path) -> None:
@@ -75,7 +82,7 @@ def test_metrics_url_from_the_frontend_process(tmp_path: Path) -> None:
                                  "-f", "ts.properties"], cwd=tmp_path)
     try:
         cmdline = Path(f"/proc/{frontend.pid}/cmdline")
-        wait_until(lambda: b"org.pytorch.serve.ModelServer" in cmdline.read_bytes())  # exec'd
+        wait_for(lambda: b"org.pytorch.serve.ModelServer" in cmdline.read_bytes(), 30, "the exec")
         assert metrics_url({}, frontend.pid)[0] == "http://127.0.0.1:18082"
         (tmp_path / "ts.properties").rename(tmp_path / "config.properties")
         assert metrics_url({}, frontend.pid)[0] is None  # -f names a file that is gone: TorchServe's defaults
@@ -86,54 +93,21 @@ def test_metrics_url_from_the_frontend_process(tmp_path: Path) -> None:
     assert metrics_url({}, 1)[0] is None  # a parent that is not TorchServe
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-class Frontend:
-    """Serves ``text`` on /metrics like TorchServe's metrics API; remembers the queries."""
-
-    def __init__(self) -> None:
-        self.text = EXPOSITION
-        self.queries: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                owner.queries.append(self.path)
-                body = owner.text.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def frontend() -> Iterator[Frontend]:
-    server = Frontend()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def frontend() -> Iterator[MetricsEndpoint]:
+    """Serves EXPOSITION on /metrics like TorchServe's metrics API; remembers the queries."""
+    with MetricsEndpoint(EXPOSITION) as server:
+        yield server
 
 
-def test_one_worker_per_model_reports(frontend: Frontend, tmp_path: Path) -> None:
+def test_one_worker_per_model_reports(frontend: MetricsEndpoint, tmp_path: Path) -> None:
     env = {"SERVEWATCH_TORCHSERVE_METRICS_URL": frontend.address + "/metrics"}
     first, second = (QueueTimeBridge("churn", environ=env, lock_dir=str(tmp_path)) for _ in range(2))
     other = QueueTimeBridge("churn4", environ=env, lock_dir=str(tmp_path))
     assert first.read() == {"churn": pytest.approx(1.0)}
     assert second.read() == {}  # the first one holds the model's lock
     assert other.read() == {"churn4": pytest.approx(5e-6)}
-    assert frontend.queries[0] == "/metrics?name%5B%5D=ts_queue_latency_microseconds"
+    assert frontend.paths[0] == "/metrics?name%5B%5D=ts_queue_latency_microseconds"
     first.close()  # the worker exits
     assert second.read() == {"churn": pytest.approx(1.0)}
     frontend.text = "# nothing yet\n"

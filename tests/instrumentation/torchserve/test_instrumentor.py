@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from servewatch.exporters import read_spool
 from servewatch.instrumentation.torchserve import TorchServeInstrumentor
+from support import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-_spec = importlib.util.spec_from_file_location("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
-harness = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(harness)  # type: ignore[union-attr]
+harness = load_module("torchserve_harness", ROOT / "bench" / "torchserve_harness.py")
+needs_torchserve = pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("ts", "torch")),
+                                      reason="the torchserve extra is not installed")   # for the scripts below
 
 SERVE = '''
 import json, shutil, sys
@@ -61,6 +62,7 @@ def test_entry_point() -> None:
     assert TorchServeInstrumentor().instrumentation_dependencies() == ("torchserve == 0.12.0",)
 
 
+@needs_torchserve
 def test_patches_when_torchserve_is_imported_and_never_imports_it() -> None:
     result = run("""
         import sys
@@ -72,11 +74,12 @@ def test_patches_when_torchserve_is_imported_and_never_imports_it() -> None:
         TorchServeInstrumentor().uninstrument()
         assert not hasattr(ts.service.Service.predict, "__wrapped__")
         import servewatch.instrumentation.runtime as runtime
-        assert runtime._runtime is None, "patching started the runtime"
+        assert runtime.active() is None, "patching started the runtime"
     """)
     assert result.returncode == 0, result.stderr
 
 
+@needs_torchserve
 def test_disabled_patches_nothing() -> None:
     result = run("""
         from servewatch.instrumentation.torchserve import TorchServeInstrumentor
@@ -98,6 +101,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@needs_torchserve
 def test_zero_code_path_to_profiles_and_metrics(model_dir: Path, tmp_path: Path) -> None:
     """``opentelemetry-instrument python <worker-like script>``: the entry point hooks TorchServe's Service, the
     exit flush writes the profiles (spool) and the metrics (OTLP) of the batches served."""
@@ -123,6 +127,7 @@ def test_zero_code_path_to_profiles_and_metrics(model_dir: Path, tmp_path: Path)
     assert metrics["resource"]["ml.framework"] == "torchserve"
 
 
+@needs_torchserve
 @pytest.mark.parametrize(("command", "output"), [
     (["ts/metrics/metric_collector.py", "--gpu", "0"], "CPUUtilization"),  # as the frontend starts it
     (["-m", "ts.model_server", "--version"], "TorchServe Version"),       # the torchserve launcher

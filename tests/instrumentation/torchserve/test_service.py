@@ -14,13 +14,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from servewatch.instrumentation import NOTHING, errors
 from servewatch.instrumentation.torchserve import TorchServeInstrumentor
 from servewatch.instrumentation.torchserve.service import _host_array, attach, attached, find_handler, request_payload
-from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
-from ts.model_loader import TsModelLoader
-from ts.service import Service
+
+torch = pytest.importorskip("torch", reason="the torchserve extra is not installed")
+pytest.importorskip("ts", reason="the torchserve extra is not installed")
+
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl  # noqa: E402
+from ts.model_loader import TsModelLoader  # noqa: E402
+from ts.service import Service  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "torchserve"
 METRICS_YAML = Path(sys.modules["ts.service"].__file__).parent / "configs" / "metrics.yaml"

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from servewatch.instrumentation import errors, flush, runtime, sources
+from servewatch.instrumentation import bridges, errors, flush, runtime
 from servewatch.instrumentation.triton.bridge import SCOPE, main, run_sidecar, start_in_process
+from support import MetricsEndpoint
 
 TEXT = (Path(__file__).with_name("test_metrics.py").read_text().split('TEXT = """\\\n', 1)[1].split('"""', 1)[0]
         .replace("\\\\", "\\"))
@@ -30,8 +30,8 @@ def bridging(receiver: Any, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     monkeypatch.setenv("SERVEWATCH_PROFILE_INTERVAL", "3600")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
-    monkeypatch.setattr(sources, "_metric_sources", [])
-    monkeypatch.setattr(sources, "_queue_sources", [])
+    monkeypatch.setattr(bridges, "_metric_sources", [])
+    monkeypatch.setattr(bridges, "_queue_sources", [])
     texts = [TEXT]
     monkeypatch.setattr("servewatch.instrumentation.triton.metrics._read_url", lambda url: texts[-1])
     monkeypatch.setattr("servewatch.instrumentation.triton.metrics.MAX_AGE", 0.0)
@@ -79,7 +79,7 @@ def test_the_sidecar_reports_the_mapped_series_per_model_with_the_runtimes_colle
     assert flush(10.0)
     bridging.append(TEXT.replace("} 250000\n", "} 1250000\n"))   # one more second of queueing
     assert flush(10.0)
-    active = runtime._runtime
+    active = runtime.active()
     assert active is not None
     ((instance, first), (_, second)) = exports(receiver)     # one request per collection: one pipeline
     assert instance == active.instance_id and set(first[SCOPE]) == set(second[SCOPE]) == SERIES
@@ -114,7 +114,7 @@ def test_in_process_queue_time_goes_through_the_instrumentation(receiver: Any, b
     bridging.append(TEXT.replace("} 250000\n", "} 1250000\n"))   # one more second of queueing
     assert flush(10.0)
     metrics.close()
-    active = runtime._runtime
+    active = runtime.active()
     assert active is not None
     (state,) = [state for state in active.recorder.states() if state.name == "resnet"]
     assert state.queue_seconds == pytest.approx(1.0)
@@ -129,35 +129,11 @@ def test_nothing_is_bridged_without_a_metrics_exporter(bridging: list[str], monk
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     assert start_in_process("http://127.0.0.1:9/metrics", lambda: {"resnet"}, framework="pytriton") is None
     assert run_sidecar("http://127.0.0.1:9/metrics") is None
-    assert sources._metric_sources == [] and sources._queue_sources == []
-
-
-class Triton:
-    """A stand-in for Triton's metrics endpoint: answers TEXT on GET /metrics, counts the reads."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                owner.reads += 1
-                body = TEXT.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    assert bridges._metric_sources == [] and bridges._queue_sources == []
 
 
 def test_the_sidecar_command_sends_a_last_collection_when_stopped(receiver: Any) -> None:
-    triton = Triton()
+    triton = MetricsEndpoint(TEXT)      # Triton's metrics endpoint
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "SERVEWATCH_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL="3600000",
                OTEL_SERVICE_NAME="triton-bridge")
@@ -176,9 +152,9 @@ def test_the_sidecar_command_sends_a_last_collection_when_stopped(receiver: Any)
         if process.poll() is None:
             process.kill()
             process.wait()
-        triton.server.shutdown()
+        triton.close()
     assert process.returncode == 0, output
-    assert triton.reads >= 1 and "leaked" not in output
+    assert len(triton.paths) >= 1 and "leaked" not in output
     requests = {attributes["outcome"]: (point.as_double, resource["service.name"])
                 for attributes, point, resource in receiver.metric_points("servewatch.inference.requests")}
     assert requests == {"ok": (100.0, "triton-bridge"), "error": (6.0, "triton-bridge")}
@@ -197,5 +173,6 @@ def test_the_sidecar_has_nothing_to_do_when_disabled(monkeypatch: pytest.MonkeyP
     try:
         assert main(["--url", "http://127.0.0.1:9/metrics"]) == 0
     finally:
-        runtime._runtime, runtime._disabled = None, False
+        runtime.forget()
+        runtime._disabled = False
     assert "nothing to do" in capsys.readouterr().err

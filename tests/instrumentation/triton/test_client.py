@@ -37,7 +37,7 @@ def instrumented(spool: Path) -> Iterator[Path]:
 
 
 def outcomes(model: str) -> dict[str, int]:
-    active = runtime._runtime
+    active = runtime.active()
     assert active is not None
     state = next(state for state in active.recorder.states() if state.name == model)
     return {outcome: stats.requests for outcome, stats in state.stats.outcomes.items()}

@@ -28,7 +28,7 @@ def test_importing_and_instrumenting_loads_no_framework() -> None:
         "loaded = [name for name in ('pytriton', 'tritonclient', 'numpy.distutils') if name in sys.modules]\n"
         "assert not loaded, loaded\n"
         "import servewatch.instrumentation.runtime as runtime\n"
-        "assert runtime._runtime is None, 'no runtime before an inference'\n"
+        "assert runtime.active() is None, 'no runtime before an inference'\n"
         "print('ok')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

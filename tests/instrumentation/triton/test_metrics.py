@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
 from servewatch.exporters.metrics import MetricsPipeline
 from servewatch.instrumentation import errors
 from servewatch.instrumentation.triton.metrics import TritonMetrics, parse_metrics
+from support import Capture
 
 TEXT = """\
 # HELP nv_inference_request_success Number of successful inference requests, all batch sizes
@@ -43,31 +41,6 @@ this line is not prometheus text
 """
 
 
-class Capture(MetricExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.exports: list[MetricsData] = []
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        self.exports.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        pass
-
-    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
-        found: list[tuple[dict[str, Any], Any]] = []
-        for resource in self.exports[-1].resource_metrics if self.exports else ():
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name == name:
-                        found += [(dict(point.attributes), point) for point in metric.data.data_points]
-        return found
-
-
 def collected(metrics: TritonMetrics) -> Capture:
     capture = Capture()
     pipeline = MetricsPipeline(Resource.create({}), capture, producers=[metrics.produce])
@@ -87,6 +60,12 @@ def test_parse_sums_versions_and_reasons_and_skips_what_it_cannot_read() -> None
     gpu = snapshot.gpus["GPU-8b2ac6ff-0dc7-4f21-9f0d-1e1f0b2a7c11"]
     assert (gpu.utilization, gpu.memory_used, gpu.memory_total) == (0.75, 4294967296, 85899345920)
     assert parse_metrics("").models == {} and parse_metrics("\x00\xff{}").gpus == {}
+
+
+def test_parse_reads_well_formed_text_whole_as_it_reads_bad_text_line_by_line() -> None:
+    readable = "".join(line + "\n" for line in TEXT.splitlines()
+                       if "twelve" not in line and "not prometheus" not in line)
+    assert parse_metrics(readable) == parse_metrics(TEXT)      # the TYPE lines make no difference to the figures
 
 
 def test_queue_seconds_for_the_watched_models_only() -> None:

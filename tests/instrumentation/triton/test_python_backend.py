@@ -71,7 +71,7 @@ class Doubler(MonitoredPythonModel):
 
 
 def stats(model: str) -> dict[str, int]:
-    active = runtime._runtime
+    active = runtime.active()
     assert active is not None
     state = next(state for state in active.recorder.states() if state.name == model)
     return {outcome: values.requests for outcome, values in state.stats.outcomes.items()}

@@ -59,7 +59,7 @@ def run(handler: Any, requests: list[Request], stop_after: int | None = None) ->
 
 
 def outcome_counts(model: str) -> dict[str, int]:
-    active = runtime._runtime
+    active = runtime.active()
     assert active is not None
     state = next(state for state in active.recorder.states() if state.name == model)
     return {outcome: stats.requests for outcome, stats in state.stats.outcomes.items()}
@@ -79,7 +79,7 @@ def test_a_batch_decorated_function_reports_the_batch_triton_formed(instrumented
     answers = run(bound, [Request({"x": np.ones((3, 2), np.float32)}), Request({"x": np.zeros((2, 2), np.float32)})])
     assert answers[0][0]["y"].shape == (3, 2)
     assert outcome_counts("double") == {"ok": 2, "error": 0}
-    state = next(state for state in runtime._runtime.recorder.states() if state.name == "double")  # type: ignore[union-attr]
+    state = next(state for state in runtime.active().recorder.states() if state.name == "double")  # type: ignore[union-attr]
     assert state.stats.outcomes["ok"].batch_size.sum == 5                 # rows of both requests
     assert state.framework == "pytriton"
     found = profiles(instrumented)
