@@ -37,7 +37,7 @@ from servewatch.profile import Profile
 from servewatch.spec import load_spec
 from servewatch.wire import EVENT_NAME, encode_profiles, profile_record
 
-from .conftest import wait_until as _wait
+from support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +172,7 @@ def test_ks_is_above_the_warning_threshold_for_the_shifted_feature_only(detector
                   if labels["model"] == "fraud" and labels["window"] == "5s"}
         return values if {"amount", "age", "score"} <= set(values) else {}
 
-    values = _wait(ks, 20, "servewatch_drift_ks for every numeric column")
+    values = wait_for(ks, 20, "servewatch_drift_ks for every numeric column")
     assert isinstance(values, dict)
     assert values["amount"] > 0.1, values            # the warning threshold
     assert values["age"] < 0.1 and values["score"] < 0.1, values
@@ -191,16 +191,10 @@ def test_serving_metrics_are_re_exposed_per_instance(detector: Detector, sent: P
     def requests_total() -> list[tuple[dict[str, str], float]]:
         return detector.metrics().get("servewatch_inference_requests_total", [])
 
-    (labels, value), = _wait(requests_total, 20, "the re-exposed request counter")  # type: ignore[misc]
+    (labels, value), = wait_for(requests_total, 20, "the re-exposed request counter")  # type: ignore[misc]
     assert 0 < value <= sent.requests and value % 150 == 0
     assert labels["job"] == "fraud-server" and labels["instance"] == "replica-1" and labels["ml_model_name"] == "fraud"
     assert "servewatch_inference_duration_seconds_bucket" in detector.metrics()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus server (Debian package)")
@@ -210,7 +204,7 @@ def test_prometheus_scrapes_the_detector(detector: Detector, sent: Producer, tmp
     config.write_text(json.dumps({"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                                   "scrape_configs": [{"job_name": "servewatch-detector", "honor_labels": True,
                                                       "static_configs": [{"targets": [target]}]}]}))
-    port = _free_port()
+    port = free_port()
     prometheus = subprocess.Popen(["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
                                    f"--storage.tsdb.path={tmp_path / 'tsdb'}"],
                                   stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"))
@@ -222,7 +216,7 @@ def test_prometheus_scrapes_the_detector(detector: Detector, sent: Producer, tmp
                 return []
             return answer.json()["data"]["result"] if answer.ok else []
 
-        result = _wait(lambda: query('servewatch_drift_ks{model="fraud"}'), 30,
+        result = wait_for(lambda: query('servewatch_drift_ks{model="fraud"}'), 30,
                        "Prometheus to scrape servewatch_drift_ks")
         assert isinstance(result, list)
         series = {(item["metric"]["feature"], item["metric"]["window"], item["metric"]["signal"])  # type: ignore[index]

@@ -32,7 +32,7 @@ from servewatch.profile import Profile
 from servewatch.spec import load_spec
 from servewatch.wire import EVENT_NAME, encode_profiles, profile_record
 
-from .conftest import wait_until
+from support import wait_for
 from .test_detector_end_to_end import SPEC, _data
 
 pytestmark = pytest.mark.integration
@@ -125,7 +125,7 @@ def sent(detector: Detector) -> Iterator[None]:
 
 
 def test_the_shifted_feature_is_flagged_from_grpc_exports(detector: Detector, sent: None) -> None:
-    wait_until(lambda: detector.gauge("servewatch_window_samples").get("age", 0) >= 2000, 30,
+    wait_for(lambda: detector.gauge("servewatch_window_samples").get("age", 0) >= 2000, 30,
                "a 5s window of 2000 values or more")          # not the first few profiles: the whole window
     severity = detector.gauge("servewatch_drift_severity")
     assert isinstance(severity, dict)
@@ -141,7 +141,7 @@ def test_stderr_says_what_changed_once(detector: Detector, sent: None) -> None:
     def logged() -> list[str]:
         return [line for line in detector.stderr if "fraud/input 5s: amount ok -> critical" in line]
 
-    wait_until(logged, 30, "the severity change on stderr")
+    wait_for(logged, 30, "the severity change on stderr")
     time.sleep(3)                                  # three more evaluations: nothing new to say about them
     lines = [line.split(" servewatch.detect: ", 1)[-1].rstrip() for line in detector.stderr]
     reference = detector.folder / "fraud.pb"
@@ -158,7 +158,7 @@ def test_a_missing_reference_file_is_logged_at_start(tmp_path: Path) -> None:
     spec.write_text(SPEC.replace("{reference}", str(tmp_path / "missing.pb")))
     detector = _spawn(tmp_path, spec)
     try:
-        wait_until(lambda: any("missing.pb" in line for line in detector.stderr), 10, "the warning")
+        wait_for(lambda: any("missing.pb" in line for line in detector.stderr), 10, "the warning")
     finally:
         _stop(detector)
     line = next(line for line in detector.stderr if "missing.pb" in line)

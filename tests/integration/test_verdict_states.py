@@ -35,6 +35,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
+from support import free_port, wait_for
 
 from servewatch.profile import Profile
 from servewatch.spec import load_spec
@@ -98,23 +99,6 @@ def pick(metrics: Metrics, name: str, **labels: str) -> list[float]:
     return [value for found, value in metrics.get(name, []) if all(found.get(k) == v for k, v in labels.items())]
 
 
-def wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("states")
@@ -142,12 +126,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "rule_files": [str(work / "rules.yml")],
         "scrape_configs": [{"job_name": "servewatch-detector", "honor_labels": True,
                             "static_configs": [{"targets": [target]}]}]}))
-    port = _free_port()
+    port = free_port()
     prometheus = subprocess.Popen(["prometheus", f"--config.file={work / 'prometheus.yml'}",
                                    f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={work / 'tsdb'}"],
                                   stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"))
     stack = Stack(found.group(2), f"http://127.0.0.1:{port}")
-    wait(lambda: stack.query("up"), 30, "Prometheus to scrape the detector")
+    wait_for(lambda: stack.query("up"), 30, "Prometheus to scrape the detector")
 
     loggers = LoggerProvider(resource=Resource.create({"service.name": "server"}))
     loggers.add_log_record_processor(BatchLogRecordProcessor(
@@ -206,7 +190,7 @@ def test_offset_reference_waits_for_its_window_then_judges_and_stopped_traffic_h
     def ready() -> bool:
         return pick(stack.metrics(), "servewatch_detector_reference_ready", **fraud) == [1.0]
 
-    first = wait(lambda: stack.first_sent, 20, "the first profile")[0]
+    first = wait_for(lambda: stack.first_sent, 20, "the first profile")[0]
     # the detector's first bucket starts at most a second before the first profile: the past window (10 s back,
     # 4 s long) is wholly held no earlier than 13 s after it. Until then: not ready, no drift, unknown.
     time.sleep(max(0.0, first + OFFSET + WINDOW - 1.5 - time.time()))
@@ -219,7 +203,7 @@ def test_offset_reference_waits_for_its_window_then_judges_and_stopped_traffic_h
     waiting = [metrics for at, metrics in early if at > first + 2]
     assert waiting and all(pick(m, "servewatch_verdict_unknown", **fraud, feature="amount",
                                 reason="reference_not_ready") == [1.0] for m in waiting)
-    wait(ready, 20, "the offset reference to become ready")
+    wait_for(ready, 20, "the offset reference to become ready")
 
     time.sleep(1.5)
     calm = stack.metrics()
@@ -229,7 +213,7 @@ def test_offset_reference_waits_for_its_window_then_judges_and_stopped_traffic_h
 
     stack.phase[0] = "shifted"
     shifted_at = time.time()
-    wait(lambda: pick(stack.metrics(), "servewatch_drift_severity", **fraud, feature="amount") in ([1.0], [2.0]),
+    wait_for(lambda: pick(stack.metrics(), "servewatch_drift_severity", **fraud, feature="amount") in ([1.0], [2.0]),
          OFFSET - 2, "the shifted amount to be judged drift (before the shift reaches the reference)")
     assert pick(stack.metrics(), "servewatch_drift_severity", **fraud, feature="age") == [0.0]
     assert time.time() < shifted_at + OFFSET
@@ -237,9 +221,9 @@ def test_offset_reference_waits_for_its_window_then_judges_and_stopped_traffic_h
     time.sleep(1.0)
     stack.phase[0] = "stopped"
     stopped_at = time.time()
-    wait(lambda: stack.firing("ServewatchInputDrift", model="fraud", feature="amount", severity="critical"), 30,
+    wait_for(lambda: stack.firing("ServewatchInputDrift", model="fraud", feature="amount", severity="critical"), 30,
          "the drift page")
-    unknown = wait(lambda: pick(stack.metrics(), "servewatch_verdict_unknown", **fraud, feature="amount",
+    unknown = wait_for(lambda: pick(stack.metrics(), "servewatch_verdict_unknown", **fraud, feature="amount",
                                 reason="no_traffic"), 20, "the verdict to become unknown (no traffic)")
     assert unknown == [1.0]
     silent = stack.metrics()
@@ -247,7 +231,7 @@ def test_offset_reference_waits_for_its_window_then_judges_and_stopped_traffic_h
     assert pick(silent, "servewatch_window_rows", **fraud) == [0.0]
     assert pick(silent, "servewatch_window_state", **fraud, state="unknown") == [1.0]
     unknown_at = time.time()
-    wait(lambda: stack.firing("ServewatchModelTrafficStopped", model="fraud"), 30, "the traffic-stopped page")
+    wait_for(lambda: stack.firing("ServewatchModelTrafficStopped", model="fraud"), 30, "the traffic-stopped page")
     # keep_firing_for is one shortest window (4 s): three times that later the drift page still fires
     time.sleep(max(0.0, unknown_at + 3 * WINDOW - time.time()))
     assert stack.firing("ServewatchInputDrift", model="fraud", feature="amount", severity="critical"), \
