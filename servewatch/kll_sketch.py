@@ -23,9 +23,11 @@ w, up or down with equal chance) therefore holds as before, and ``normalized_ran
 bound. Identical inputs, and identical merge orders, give identical bytes; merging is no more commutative
 than the library's.
 
-Updates and merges are vectorized: a batch joins level 0 whole and the sketch is compacted only when it no
-longer fits its capacity, level by level from the bottom (a batch of a million values costs one sort, about a
-third of ``kll_doubles_sketch.update``'s time, and is more accurate than one-by-one updates). Reads
+Updates and merges are vectorized: a batch joins level 0 whole, and the sketch is compacted level by level
+from the bottom until it fits its capacity: after a merge at once, after updates once level 0 is more than
+2,048 items over it (small batches compact together; the bytes, and every read, hold the compacted form,
+computed aside, so reading never changes what comes next). A batch of a million values costs one sort, about
+a third of ``kll_doubles_sketch.update``'s time, and is more accurate than one-by-one updates. Reads
 (quantiles, ranks, CDF, PMF, iteration, ``to_string``) are answered by a ``kll_doubles_sketch`` rebuilt from
 the bytes once per change, so they are exactly the library's.
 """
@@ -33,7 +35,6 @@ the bytes once per change, so they are exactly the library's.
 from __future__ import annotations
 
 import functools
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -46,6 +47,9 @@ __all__ = ["KllSketch"]
 
 _MIN_K, _MAX_K = 8, 65535
 _MASK = (1 << 64) - 1
+_CHUNK = 1 << 20
+_SLACK = 2048
+"""How far updates may leave level 0 over capacity before compacting: small batches compact together."""
 _NO_ITEMS = np.empty(0)
 _NO_ITEMS.setflags(write=False)
 
@@ -54,7 +58,7 @@ class KllSketch:
     """A deterministic ``kll_doubles_sketch``: the same methods, updates and merges that depend only on the
     input. Level arrays are never written in place (so copies share them); level 0 is kept unsorted."""
 
-    __slots__ = ("_k", "_min_k", "_n", "_levels", "_retained", "_low", "_high", "_bytes", "_view")
+    __slots__ = ("_k", "_min_k", "_n", "_levels", "_retained", "_low", "_high", "_settled", "_bytes", "_view")
 
     def __init__(self, k: int = 200) -> None:
         if not _MIN_K <= k <= _MAX_K:
@@ -64,6 +68,8 @@ class KllSketch:
         self._levels: list[np.ndarray] | None = [_NO_ITEMS]
         """Items of weight 2**h at ``[h]``; None while the state is only in ``_bytes`` (parsed on change)."""
         self._low = self._high = float("nan")
+        self._settled: tuple[list[np.ndarray], int] | None = None
+        """The levels and retained count within capacity (what the bytes hold), cached until a change."""
         self._bytes: bytes | None = None
         self._view: ds.kll_doubles_sketch | None = None
 
@@ -79,7 +85,7 @@ class KllSketch:
         if isinstance(sketch, KllSketch):
             return sketch
         twin = cls.__new__(cls)
-        twin._bytes, twin._view, twin._levels = sketch.serialize(), sketch, None
+        twin._bytes, twin._view, twin._levels, twin._settled = sketch.serialize(), sketch, None, None
         twin._k = sketch.k
         twin._n = sketch.n
         twin._min_k, twin._retained = twin._k, sketch.num_retained
@@ -90,6 +96,9 @@ class KllSketch:
 
     def __repr__(self) -> str:
         return f"KllSketch(k={self._k}, n={self._n}, retained={self._retained})"
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return KllSketch.deserialize, (self.serialize(),)
 
     def __str__(self) -> str:
         return self.to_string()
@@ -107,14 +116,14 @@ class KllSketch:
 
     @property
     def num_retained(self) -> int:
-        return self._retained
+        return self._settle()[1]
 
     def is_empty(self) -> bool:
         return self._n == 0
 
     def is_estimation_mode(self) -> bool:
         """True once the sketch has compacted (no longer holds every value)."""
-        return len(self._parsed()) > 1
+        return len(self._settle()[0]) > 1
 
     def get_min_value(self) -> float:
         """The smallest value seen (RuntimeError for an empty sketch, as the library)."""
@@ -162,8 +171,7 @@ class KllSketch:
     def serialize(self) -> bytes:
         """The ``kll_doubles_sketch`` serialization of this sketch (cached until it changes)."""
         if self._bytes is None:
-            levels = self._levels
-            assert levels is not None
+            levels = self._settle()[0]
             if levels[0].size > 1:
                 levels[0] = np.sort(levels[0])
             self._bytes = kll_bytes(self._k, self._min_k, self._n, levels, self._low, self._high)
@@ -175,6 +183,7 @@ class KllSketch:
         twin._k, twin._min_k, twin._n, twin._retained = self._k, self._min_k, self._n, self._retained
         twin._levels = None if self._levels is None else list(self._levels)
         twin._low, twin._high, twin._bytes, twin._view = self._low, self._high, self._bytes, self._view
+        twin._settled = None
         return twin
 
     # -- changes ------------------------------------------------------------------------------------------
@@ -194,23 +203,29 @@ class KllSketch:
             self._low, self._high = low, high
         else:
             self._low, self._high = min(self._low, low), max(self._high, high)
-        level0 = np.concatenate((levels[0], array))  # a copy of its own: callers keep their arrays
-        level0 += 0.0  # -0.0 becomes 0.0: equal items, equal bytes, whatever order a sort leaves them in
-        levels[0] = level0
-        self._n += array.size
-        self._retained += array.size
-        self._compress()
+        for start in range(0, array.size, _CHUNK):  # bounded working memory for huge batches
+            chunk = array[start:start + _CHUNK]
+            level0 = np.concatenate((levels[0], chunk))  # a copy of its own: callers keep their arrays
+            level0 += 0.0  # -0.0 becomes 0.0: equal items, equal bytes, whatever order a sort leaves them in
+            levels[0] = level0
+            self._n += chunk.size
+            self._retained += chunk.size
+            if self._retained > _capacities(self._k, len(levels))[1] + _SLACK:
+                self._retained = _compress(levels, self._retained, self._k, self._n)
 
     def merge(self, other: KllSketch | ds.kll_doubles_sketch) -> None:
         """Fold ``other`` into this sketch (in place): its levels join these, then the sketch is compacted
-        as after an update."""
+        until it fits its capacity. Both sides are taken as their bytes hold them, so merging decoded copies
+        gives what merging the originals gives."""
         other = KllSketch.wrap(other)
         if other is self:
             other = self.copy()
         if other._n == 0:
             return
-        theirs = other._parsed()
-        levels = self._change()
+        theirs, retained = other._settle()
+        settled, self._retained = self._settle()  # as its bytes hold it: merging a decoded copy is the same
+        self._levels = levels = list(settled)
+        self._bytes = self._view = self._settled = None
         if self._n == 0:
             self._low, self._high = other._low, other._high
         else:
@@ -230,41 +245,25 @@ class KllSketch:
                     joined.sort(kind="stable")  # two sorted runs: a merge
                 levels[height] = joined
         self._n += other._n
-        self._retained += other._retained
-        self._compress()
-
-    def _compress(self) -> None:
-        """Halve the lowest level at or over its capacity until the sketch fits its total capacity."""
-        levels = self._levels
-        assert levels is not None
-        while True:
-            capacities, total = _capacities(self._k, len(levels))
-            if self._retained <= total:
-                return
-            height = 0
-            while levels[height].size < capacities[height]:
-                height += 1
-            items = levels[height] if height else np.sort(levels[0])
-            odd = items.size & 1
-            kept = items[:1].copy() if odd else _NO_ITEMS  # an odd level's first item stays
-            items = items[odd:]
-            promoted = items[_offset(self._n, height, items)::2].copy()
-            levels[height] = kept
-            if height + 1 == len(levels):
-                levels.append(promoted)
-            elif levels[height + 1].size:
-                joined = np.concatenate((levels[height + 1], promoted))
-                joined.sort(kind="stable")  # two sorted runs: a merge
-                levels[height + 1] = joined
-            else:
-                levels[height + 1] = promoted
-            self._retained -= promoted.size
+        self._retained = _compress(levels, self._retained + retained, self._k, self._n)
 
     def _change(self) -> list[np.ndarray]:
         """The levels, about to change: parsed from the bytes if need be; the cached bytes and view dropped."""
         levels = self._parsed()
-        self._bytes = self._view = None
+        self._bytes = self._view = self._settled = None
         return levels
+
+    def _settle(self) -> tuple[list[np.ndarray], int]:
+        """The levels within capacity: these, or (after updates that left level 0 over it, by less than the
+        slack) a compacted copy; the state itself is left as it is, so reading never changes what follows."""
+        if self._settled is None:
+            levels = self._parsed()
+            if self._retained <= _capacities(self._k, len(levels))[1]:
+                self._settled = (levels, self._retained)
+            else:
+                twin = list(levels)
+                self._settled = (twin, _compress(twin, self._retained, self._k, self._n))
+        return self._settled
 
     def _parsed(self) -> list[np.ndarray]:
         if self._levels is None:
@@ -284,6 +283,31 @@ class KllSketch:
         return self._view
 
 
+def _compress(levels: list[np.ndarray], retained: int, k: int, n: int) -> int:
+    """Halve the lowest level at or over its capacity until ``levels`` (``retained`` items) fit their total
+    capacity; returns the items retained. ``n`` (the sketch's, after the operation) seeds the bits."""
+    while True:
+        capacities, total = _capacities(k, len(levels))
+        if retained <= total:
+            return retained
+        height = 0
+        while levels[height].size < capacities[height]:
+            height += 1
+        items = levels[height] if height else np.sort(levels[0])
+        odd = items.size & 1
+        levels[height] = items[:1].copy() if odd else _NO_ITEMS  # an odd level's first item stays
+        promoted = items[odd + _offset(n, height, items)::2]
+        if height + 1 == len(levels):
+            levels.append(promoted.copy())
+        elif levels[height + 1].size:
+            joined = np.concatenate((levels[height + 1], promoted))
+            joined.sort(kind="stable")  # two sorted runs: a merge
+            levels[height + 1] = joined
+        else:
+            levels[height + 1] = promoted.copy()
+        retained -= promoted.size
+
+
 @functools.lru_cache(maxsize=1024)
 def _capacities(k: int, num_levels: int) -> tuple[tuple[int, ...], int]:
     capacities = level_capacities(k, num_levels)
@@ -291,10 +315,11 @@ def _capacities(k: int, num_levels: int) -> tuple[tuple[int, ...], int]:
 
 
 def _offset(n: int, height: int, items: np.ndarray) -> int:
-    """0 or 1: which of each pair of ``items`` (a sorted level of even size) survives a halving. A splitmix64
-    hash of the sketch's n, the level and a CRC of the items' bytes: fixed by the input, and as good as a
-    coin flip from one compaction to the next."""
-    x = (n * 0x9E3779B97F4A7C15 + height * 0xD1B54A32D192ED03 + zlib.crc32(items)) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return (x ^ (x >> 31)) >> 63
+    """0 or 1: which of each pair of ``items`` (a sorted level, its odd first item left out) survives a
+    halving. A hash of the sketch's n after this operation, the level, and the level's first and last items
+    (Python's float hash: defined by the language, unsalted): fixed by the input, and as good as a coin flip
+    from one compaction to the next and between sketches of the same size."""
+    x = (n * 0x9E3779B97F4A7C15 ^ height * 0xD1B54A32D192ED03 ^ hash(items.item(-1)) * 0xBF58476D1CE4E5B9
+         ^ hash(items.item(items.size & 1))) & _MASK
+    x = ((x ^ (x >> 31)) * 0x94D049BB133111EB) & _MASK
+    return (x ^ (x >> 29)) >> 63
