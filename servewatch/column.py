@@ -20,8 +20,9 @@ not, views and strided columns; pandas Series (numpy-backed, nullable and Arrow-
 polars arrays; lists. They count ``missing`` (None/NaN/NA), ``non_finite`` (+-inf), ``invalid`` (values that are
 not numbers: strings, lists, ...), and, when rules give ``min``/``max``, ``below_min``/``above_max``; the finite
 values go to a :class:`~servewatch.kll_sketch.KllSketch` (a ``kll_doubles_sketch`` whose bytes depend only on
-its input: profiling the same data twice gives the same profile). Categorical columns count ``missing``, ``invalid`` (lists, dicts, ...)
-and, when rules give ``allowed``, ``not_allowed``; values go to a ``frequent_strings_sketch`` and an HLL.
+its input: profiling the same data twice gives the same profile). Categorical columns count ``missing``,
+``invalid`` (lists, dicts, ...) and, when rules give ``allowed``, ``not_allowed``; values go to a
+``frequent_strings_sketch`` and an HLL.
 ``count`` is every value offered, whatever became of it.
 """
 

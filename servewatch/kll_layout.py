@@ -43,7 +43,6 @@ _EMPTY, _LEVEL_ZERO_SORTED, _SINGLE_ITEM = 1, 2, 4
 _HEADER = struct.Struct("<BBBBHBB")
 _WEIGHTS = np.exp2(np.arange(64))
 _FULL = struct.Struct("<QHBB")
-_EXTREMES = struct.Struct("<dd")
 
 
 def check_kll(data: bytes, item_size: int = 8) -> None:
@@ -138,18 +137,19 @@ def kll_levels(data: bytes) -> tuple[list[np.ndarray], int, int, float, float]:
     """``(levels, n, min_k, min, max)`` of a well-formed serialized ``kll_doubles_sketch`` (see
     :func:`kll_items`): ``levels[h]`` holds the items of weight 2**h as a read-only float64 view of ``data``
     (level 0 in stored order, the others sorted). Empty sketch: no levels, n 0, NaN."""
-    k = int.from_bytes(data[4:6], "little")
     if data[3] & _EMPTY:
-        return [], 0, k, float("nan"), float("nan")
+        return [], 0, int.from_bytes(data[4:6], "little"), float("nan"), float("nan")
     if data[3] & _SINGLE_ITEM:
         item = np.frombuffer(data, dtype="<f8", count=1, offset=8)
-        return [item], 1, k, float(item[0]), float(item[0])
-    n, min_k, num_levels, _ = _FULL.unpack_from(data, 8)
-    bounds = [*struct.unpack_from(f"<{num_levels}I", data, 20), _total_capacity(k, num_levels)]
-    start = 20 + 4 * num_levels
-    low, high = _EXTREMES.unpack_from(data, start)
-    items = np.frombuffer(data, dtype="<f8", count=bounds[-1] - bounds[0], offset=start + 16)
-    cuts = [bound - bounds[0] for bound in bounds]
+        return [item], 1, int.from_bytes(data[4:6], "little"), float(item[0]), float(item[0])
+    num_levels = data[18]
+    fields = _full_header(num_levels).unpack_from(data, 0)
+    k, n, min_k, low, high = fields[4], fields[7], fields[8], fields[-2], fields[-1]
+    capacity = _total_capacity(k, num_levels)
+    first = fields[11]
+    items = np.frombuffer(data, dtype="<f8", count=capacity - first, offset=36 + 4 * num_levels)
+    cuts = [bound - first for bound in fields[11:-2]]
+    cuts.append(capacity - first)
     return [items[cuts[h]:cuts[h + 1]] for h in range(num_levels)], n, min_k, low, high
 
 
@@ -163,11 +163,17 @@ def kll_bytes(k: int, min_k: int, n: int, levels: list[np.ndarray], low: float, 
         return _HEADER.pack(2, 2, _FAMILY, _SINGLE_ITEM | _LEVEL_ZERO_SORTED, k, _M, 0) + struct.pack("<d", low)
     num_levels = len(levels)
     sizes = [level.size for level in levels]
-    offsets = list(itertools.accumulate(sizes[:-1], initial=_total_capacity(k, num_levels) - sum(sizes)))
-    head = _HEADER.pack(5, 1, _FAMILY, _LEVEL_ZERO_SORTED, k, _M, 0) + _FULL.pack(n, min_k, num_levels, 0)
+    offsets = itertools.accumulate(sizes[:-1], initial=_total_capacity(k, num_levels) - sum(sizes))
+    head = _full_header(num_levels).pack(5, 1, _FAMILY, _LEVEL_ZERO_SORTED, k, _M, 0, n, min_k, num_levels, 0,
+                                         *offsets, low, high)
     items = np.concatenate(levels) if num_levels > 1 else levels[0]
-    return b"".join((head, struct.pack(f"<{num_levels}I", *offsets), _EXTREMES.pack(low, high),
-                     items.astype("<f8", copy=False).tobytes()))
+    return head + items.astype("<f8", copy=False).tobytes()
+
+
+@functools.lru_cache(maxsize=64)
+def _full_header(num_levels: int) -> struct.Struct:
+    """The full preamble, the level offsets, min and max of a sketch of ``num_levels`` levels."""
+    return struct.Struct(f"<BBBBHBBQHBB{num_levels}Idd")
 
 
 def level_capacities(k: int, num_levels: int) -> tuple[int, ...]:

@@ -97,7 +97,8 @@ def test_arrow_backed_pandas_and_pyarrow_columns() -> None:
     with_null = pd.Series([1.0, None, 3.0], dtype="double[pyarrow]")
     _same_as_floats(with_null, np.array([1.0, np.nan, 3.0]), missing=1)
     _same_as_floats(pd.Series([1, None, 3], dtype="int64[pyarrow]"), np.array([1.0, np.nan, 3.0]), missing=1)
-    table = pa.table({"x": pa.array(VALUES), "n": pa.array([1.0, None, 2.0] * 1000), "i": pa.array([1, 2, None] * 1000)})
+    table = pa.table({"x": pa.array(VALUES), "n": pa.array([1.0, None, 2.0] * 1000),
+                      "i": pa.array([1, 2, None] * 1000)})
     _same_as_floats(table.column("x").to_numpy(), VALUES)  # read-only, zero-copy
     _same_as_floats(table.column("x"), VALUES)  # a ChunkedArray as is
     _same_as_floats(table.column("n").chunk(0), np.array([1.0, np.nan, 2.0] * 1000), missing=1000)

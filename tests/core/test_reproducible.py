@@ -26,7 +26,8 @@ def test_profiles_of_the_same_data_are_the_same_bytes() -> None:
     data = _rows(1, 60_000)
     assert Profile.from_data(data, model="m").to_bytes() == Profile.from_data(data, model="m").to_bytes()
     given = Profile.from_data(data, model="m", start=100.0, end=160.0)
-    assert (given.start, given.end) == (100.0, 160.0) and given.to_bytes() != Profile.from_data(data, model="m").to_bytes()
+    assert (given.start, given.end) == (100.0, 160.0)
+    assert given.to_bytes() != Profile.from_data(data, model="m").to_bytes()
     rows = [dict(zip(data, values)) for values in zip(*data.values())][:5000]
 
     def streamed() -> bytes:
