@@ -40,6 +40,7 @@ from .category import category
 from .errors import ProfileError
 from .kll_sketch import KllSketch
 from .spec import Rules
+from .tables import arrow_column, table_columns
 
 __all__ = ["ColumnProfile"]
 
@@ -261,7 +262,7 @@ def _as_float_array(values: Any) -> np.ndarray | None:
         except (ValueError, TypeError):  # ragged nesting
             return None
     elif hasattr(values, "to_numpy"):  # pandas Series, pyarrow and polars arrays
-        array = _frame_column(values)
+        array = _column_array(values)
         if array is None:
             return None
     else:
@@ -271,14 +272,15 @@ def _as_float_array(values: Any) -> np.ndarray | None:
     return array.astype(np.float64, copy=False).reshape(-1)
 
 
-def _frame_column(values: Any) -> np.ndarray | None:
-    """A numpy array of a pandas/pyarrow/polars column; nullable and Arrow-backed numbers with NaN for NA."""
-    dtype = getattr(values, "dtype", None)
+def _column_array(values: Any) -> np.ndarray | None:
+    """A flat numpy array of a pandas, pyarrow or polars column (numbers as float64, NaN where missing: see
+    :mod:`servewatch.tables`); None when it cannot be read as one."""
+    module = type(values).__module__
     try:
-        if type(values).__module__.startswith("pyarrow"):  # Array / ChunkedArray: nulls need a copy
-            return np.asarray(values.to_numpy(zero_copy_only=False))
-        if dtype is not None and not isinstance(dtype, np.dtype) and getattr(dtype, "kind", "") in ("b", "i", "u", "f"):
-            return values.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas nullable / Arrow-backed numbers
+        if module.startswith("pyarrow"):
+            return arrow_column(values)
+        if module.startswith("pandas") and hasattr(values, "to_frame"):
+            return next(iter(table_columns(values.to_frame()).values()))
         return np.asarray(values.to_numpy())
     except (TypeError, ValueError, AttributeError):
         return None
