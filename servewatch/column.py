@@ -15,10 +15,14 @@ Usage::
 
     amount.merge(other_amount)                             # same as having profiled both streams
 
-Numeric columns count ``missing`` (None/NaN), ``non_finite`` (+-inf), ``invalid`` (values that are not
-numbers: strings, lists, ...), and, when rules give ``min``/``max``, ``below_min``/``above_max``; the finite
-values go to a ``kll_doubles_sketch``. Categorical columns count ``missing``, ``invalid`` (lists, dicts, ...)
-and, when rules give ``allowed``, ``not_allowed``; values go to a ``frequent_strings_sketch`` and an HLL.
+Numeric columns take any array of numbers: numpy of any real dtype (bool and ints included), read-only or
+not, views and strided columns; pandas Series (numpy-backed, nullable and Arrow-backed dtypes), pyarrow and
+polars arrays; lists. They count ``missing`` (None/NaN/NA), ``non_finite`` (+-inf), ``invalid`` (values that are
+not numbers: strings, lists, ...), and, when rules give ``min``/``max``, ``below_min``/``above_max``; the finite
+values go to a :class:`~servewatch.kll_sketch.KllSketch` (a ``kll_doubles_sketch`` whose bytes depend only on
+its input: profiling the same data twice gives the same profile). Categorical columns count ``missing``,
+``invalid`` (lists, dicts, ...) and, when rules give ``allowed``, ``not_allowed``; values go to a
+``frequent_strings_sketch`` and an HLL.
 ``count`` is every value offered, whatever became of it.
 """
 
@@ -34,7 +38,9 @@ import numpy as np
 
 from .category import category
 from .errors import ProfileError
+from .kll_sketch import KllSketch
 from .spec import Rules
+from .tables import arrow_column, table_columns
 
 __all__ = ["ColumnProfile"]
 
@@ -73,25 +79,28 @@ class ColumnProfile:
         self.lg_k = lg_k
         self.view: Any = None
         """A cache for readers (the detectors keep the sorted view of the sketch here); reset on any change."""
-        self.sketch: ds.kll_doubles_sketch | None = None
+        self.sketch: KllSketch | None = None
         self.frequent: ds.frequent_strings_sketch | None = None
         self.distinct: ds.hll_sketch | None = None
         if kind == "numeric":
-            self.sketch = ds.kll_doubles_sketch(k)
+            self.sketch = KllSketch(k)
         else:
             self.frequent = ds.frequent_strings_sketch(lg_max_k)
             self.distinct = ds.hll_sketch(lg_k)
 
     @classmethod
-    def from_parts(cls, name: str, kind: str, counts: dict[str, int], *, sketch: ds.kll_doubles_sketch | None = None,
+    def from_parts(cls, name: str, kind: str, counts: dict[str, int], *,
+                   sketch: KllSketch | ds.kll_doubles_sketch | None = None,
                    frequent: ds.frequent_strings_sketch | None = None, distinct: ds.hll_sketch | None = None,
                    ) -> ColumnProfile:
-        """A column from already-built sketches and counts (what a decoder produces)."""
+        """A column from already-built sketches and counts (what a decoder produces); a ``kll_doubles_sketch``
+        is taken as a :class:`~servewatch.kll_sketch.KllSketch`, so merging it stays deterministic."""
         column = cls.__new__(cls)
         column.name, column.kind, column.rules = name, kind, _EMPTY_RULES
         for key in ("count", "missing", "non_finite", "invalid", "below_min", "above_max", "not_allowed"):
             setattr(column, key, int(counts.get(key, 0)))
-        column.sketch, column.frequent, column.distinct = sketch, frequent, distinct
+        column.sketch = KllSketch.wrap(sketch) if sketch is not None else None
+        column.frequent, column.distinct = frequent, distinct
         column.lg_k = distinct.lg_config_k if distinct is not None else 12
         column.view = None
         return column
@@ -214,7 +223,7 @@ class ColumnProfile:
             setattr(twin, name, getattr(self, name))
         twin.view = None
         if self.sketch is not None:
-            twin.sketch = ds.kll_doubles_sketch.deserialize(self.sketch.serialize())
+            twin.sketch = self.sketch.copy()
         else:
             twin.frequent = ds.frequent_strings_sketch.deserialize(self.frequent.serialize())  # type: ignore[union-attr]
             twin.distinct = ds.hll_sketch.deserialize(self.distinct.serialize_compact())  # type: ignore[union-attr]
@@ -237,7 +246,12 @@ def _hashable(value: Any) -> bool:
 
 
 def _as_float_array(values: Any) -> np.ndarray | None:
-    """A flat float64 view of ``values`` when they are plainly numeric, else None (take the careful path)."""
+    """A flat float64 array of ``values`` when they are plainly numeric (missing values as NaN), else None
+    (take the careful path). Read-only and strided arrays are fine: the sketch copies what it keeps."""
+    if isinstance(values, np.ma.MaskedArray):
+        if values.dtype.kind not in "biuf":
+            return None
+        return np.ma.filled(values.astype(np.float64), np.nan).reshape(-1)
     if isinstance(values, np.ndarray):
         array = values
     elif isinstance(values, (list, tuple)):
@@ -247,16 +261,29 @@ def _as_float_array(values: Any) -> np.ndarray | None:
             array = np.asarray(values)
         except (ValueError, TypeError):  # ragged nesting
             return None
-    elif hasattr(values, "to_numpy"):  # pandas Series / Arrow arrays
-        try:
-            array = values.to_numpy()
-        except (TypeError, ValueError):
+    elif hasattr(values, "to_numpy"):  # pandas Series, pyarrow and polars arrays
+        array = _column_array(values)
+        if array is None:
             return None
     else:
         return None
     if array.dtype.kind not in "biuf":
         return None
-    return np.ascontiguousarray(array, dtype=np.float64).ravel()
+    return array.astype(np.float64, copy=False).reshape(-1)
+
+
+def _column_array(values: Any) -> np.ndarray | None:
+    """A flat numpy array of a pandas, pyarrow or polars column (numbers as float64, NaN where missing: see
+    :mod:`servewatch.tables`); None when it cannot be read as one."""
+    module = type(values).__module__
+    try:
+        if module.startswith("pyarrow"):
+            return arrow_column(values)
+        if module.startswith("pandas") and hasattr(values, "to_frame"):
+            return next(iter(table_columns(values.to_frame()).values()))
+        return np.asarray(values.to_numpy())
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _split_numeric(values: Any) -> tuple[np.ndarray, int, int]:

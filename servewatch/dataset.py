@@ -95,7 +95,8 @@ def _profile_data(path: str, spec: ModelSpec | None, model: str, progress: bool)
         _require_positions(path, data.width, features)
         predicting = []
     inputs: Profile | None = None
-    outputs = Profile(model, "prediction", spec=spec) if predicting else None
+    # a file has no interval (0..0): its profiles' bytes depend on its data only
+    outputs = Profile(model, "prediction", spec=spec, start=0.0, end=0.0) if predicting else None
     types = {column.name: column.type for column in features + predictions}
     types.update({column.name: "categorical" for column in skipped})  # dropped unparsed
     with Progress(f"reading {path}") as bar:
@@ -105,16 +106,17 @@ def _profile_data(path: str, spec: ModelSpec | None, model: str, progress: bool)
                     left_out.update(_looks_unprofiled(chunk))
                     for name in left_out:
                         chunk.pop(name, None)
-                    inputs = Profile(model, "input", spec=_automatic(spec, model, chunk, data.kinds))
+                    automatic = _automatic(spec, model, chunk, data.kinds)
+                    inputs = Profile(model, "input", spec=automatic, start=0.0, end=0.0)
                 else:
-                    inputs = Profile(model, "input", spec=spec)
+                    inputs = Profile(model, "input", spec=spec, start=0.0, end=0.0)
             elif isinstance(chunk, dict):
                 for name in left_out:
                     chunk.pop(name, None)
             inputs.update(chunk)
             if outputs is not None:
                 outputs.update(chunk)
-    inputs = inputs or Profile(model, "input", spec=spec)
+    inputs = inputs or Profile(model, "input", spec=spec, start=0.0, end=0.0)
     profiles = [inputs] + ([outputs] if outputs is not None else [])
     for profile in profiles:
         _check(path, profile, bool(left_out))

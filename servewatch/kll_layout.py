@@ -1,4 +1,4 @@
-"""A structural check of serialized KLL sketches, run before bytes from outside reach ``deserialize``.
+"""The serialized layout of KLL sketches: a structural check of bytes from outside, readers, and the writer.
 
 ``datasketches`` 5.2 kills the interpreter (SIGSEGV) when ``kll_doubles_sketch.deserialize`` meets a flipped
 bit in a header (truncated and random bytes raise cleanly). :func:`check_kll` walks the documented layout
@@ -7,6 +7,12 @@ length and with n, so only well-formed sketches are handed to the C++ code::
 
     check_kll(data)                       # raises ProfileError("kll sketch: ...") when anything is off
     sketch = kll_doubles_sketch.deserialize(data)
+
+:func:`kll_items` and :func:`kll_levels` read well-formed bytes straight into numpy; :func:`kll_bytes` writes
+the same layout (what :class:`~servewatch.kll_sketch.KllSketch` serializes, and ``deserialize`` reads)::
+
+    levels, n, min_k, low, high = kll_levels(data)       # level 0 first, each level's items
+    kll_bytes(200, min_k, n, levels, low, high) == data   # for a sketch whose level 0 is sorted
 
 Layout (little-endian; see datasketches-cpp ``kll_sketch_impl.hpp``)::
 
@@ -28,7 +34,7 @@ import numpy as np
 
 from .errors import ProfileError
 
-__all__ = ["check_kll", "kll_items"]
+__all__ = ["check_kll", "kll_bytes", "kll_items", "kll_levels", "level_capacities"]
 
 _FAMILY = 15
 _M = 8
@@ -127,6 +133,55 @@ def kll_items(data: bytes, item_size: int = 8) -> tuple[np.ndarray, np.ndarray, 
     return items.astype(np.float64), weights, float(low), float(high)
 
 
+def kll_levels(data: bytes) -> tuple[list[np.ndarray], int, int, float, float]:
+    """``(levels, n, min_k, min, max)`` of a well-formed serialized ``kll_doubles_sketch`` (see
+    :func:`kll_items`): ``levels[h]`` holds the items of weight 2**h as a read-only float64 view of ``data``
+    (level 0 in stored order, the others sorted). Empty sketch: no levels, n 0, NaN."""
+    if data[3] & _EMPTY:
+        return [], 0, int.from_bytes(data[4:6], "little"), float("nan"), float("nan")
+    if data[3] & _SINGLE_ITEM:
+        item = np.frombuffer(data, dtype="<f8", count=1, offset=8)
+        return [item], 1, int.from_bytes(data[4:6], "little"), float(item[0]), float(item[0])
+    num_levels = data[18]
+    fields = _full_header(num_levels).unpack_from(data, 0)
+    k, n, min_k, low, high = fields[4], fields[7], fields[8], fields[-2], fields[-1]
+    capacity = _total_capacity(k, num_levels)
+    first = fields[11]
+    items = np.frombuffer(data, dtype="<f8", count=capacity - first, offset=36 + 4 * num_levels)
+    cuts = [bound - first for bound in fields[11:-2]]
+    cuts.append(capacity - first)
+    return [items[cuts[h]:cuts[h + 1]] for h in range(num_levels)], n, min_k, low, high
+
+
+def kll_bytes(k: int, min_k: int, n: int, levels: list[np.ndarray], low: float, high: float) -> bytes:
+    """A serialized ``kll_doubles_sketch`` of ``levels`` (level 0 first, every level sorted; their weights
+    must add up to ``n``) in the layout above, flagged level-0-sorted; ``deserialize`` reads it back and its
+    ``serialize`` gives the same bytes. The caller keeps the levels within :func:`level_capacities`."""
+    if n == 0:
+        return _HEADER.pack(2, 1, _FAMILY, _EMPTY, k, _M, 0)
+    if n == 1:
+        return _HEADER.pack(2, 2, _FAMILY, _SINGLE_ITEM | _LEVEL_ZERO_SORTED, k, _M, 0) + struct.pack("<d", low)
+    num_levels = len(levels)
+    sizes = [level.size for level in levels]
+    offsets = itertools.accumulate(sizes[:-1], initial=_total_capacity(k, num_levels) - sum(sizes))
+    head = _full_header(num_levels).pack(5, 1, _FAMILY, _LEVEL_ZERO_SORTED, k, _M, 0, n, min_k, num_levels, 0,
+                                         *offsets, low, high)
+    items = np.concatenate(levels) if num_levels > 1 else levels[0]
+    return head + items.astype("<f8", copy=False).tobytes()
+
+
+@functools.lru_cache(maxsize=64)
+def _full_header(num_levels: int) -> struct.Struct:
+    """The full preamble, the level offsets, min and max of a sketch of ``num_levels`` levels."""
+    return struct.Struct(f"<BBBBHBBQHBB{num_levels}Idd")
+
+
+def level_capacities(k: int, num_levels: int) -> tuple[int, ...]:
+    """The nominal capacity of each level (level 0 first) of a sketch of ``num_levels`` levels: about
+    k * (2/3)**depth from the top, at least 8, computed as the C++ library does."""
+    return _level_capacities(k, num_levels)
+
+
 def _dtype(item_size: int) -> str:
     if item_size == 8:
         return "<f8"
@@ -136,8 +191,13 @@ def _dtype(item_size: int) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
+def _level_capacities(k: int, num_levels: int) -> tuple[int, ...]:
+    return tuple(max(_M, _capacity_at_depth(k, num_levels - height - 1)) for height in range(num_levels))
+
+
+@functools.lru_cache(maxsize=1024)
 def _total_capacity(k: int, num_levels: int) -> int:
-    return sum(max(_M, _capacity_at_depth(k, num_levels - height - 1)) for height in range(num_levels))
+    return sum(_level_capacities(k, num_levels))
 
 
 def _capacity_at_depth(k: int, depth: int) -> int:

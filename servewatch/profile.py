@@ -17,6 +17,9 @@ Usage::
     same = Profile.from_bytes(data)                            # strict: raises ProfileError on anything malformed
     total = a.copy().merge(b)                                  # merging == profiling the union (within sketch error)
 
+Reproducible: the same data (and the same merges, in the same order) give the same sketches and the same
+bytes, so every statistic read from them is the same from run to run (see :mod:`servewatch.kll_sketch`).
+
 A profile is ``model`` + ``signal`` (``"input"`` or ``"prediction"``) + ``start``/``end`` (Unix seconds) +
 ``producer``/``sequence`` (who sent it, and its number in that producer's stream: the detector counts a
 re-delivered profile once) + ``columns`` (name -> :class:`~servewatch.column.ColumnProfile`).
@@ -75,9 +78,11 @@ class Profile:
 
     @classmethod
     def from_data(cls, data: Any, *, model: str = "default", signal: str = "input", spec: ModelSpec | None = None,
-                  k: int | None = None, max_columns: int = 64) -> Profile:
-        """Profile a whole batch at once (see :meth:`update` for the accepted forms)."""
-        return cls(model, signal, spec=spec, k=k, max_columns=max_columns).update(data)
+                  k: int | None = None, max_columns: int = 64, start: float = 0.0, end: float = 0.0) -> Profile:
+        """Profile a whole batch at once (see :meth:`update` for the accepted forms). The same data and
+        arguments give the same profile, byte for byte: a batch has no interval of its own, so ``start`` and
+        ``end`` are 0 unless given (give them to file a batch in time, e.g. one pushed to the detector)."""
+        return cls(model, signal, spec=spec, k=k, max_columns=max_columns, start=start, end=end).update(data)
 
     def __repr__(self) -> str:
         return (f"Profile({self.model!r}, {self.signal!r}, rows={self.rows + len(self._pending)}, "

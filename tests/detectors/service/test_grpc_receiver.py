@@ -174,7 +174,7 @@ def test_garbage_is_invalid_argument_and_the_service_keeps_going(
 def test_a_message_over_the_limit_is_resource_exhausted(
         detector_factory: Callable[..., DetectorService], compression: grpc.Compression | None) -> None:
     detector = detector_factory(limits=ReceiverLimits(max_inflated=64 * 1024))
-    data = encode_profiles([_profile(sequence, rows=2000) for sequence in range(20)])
+    data = encode_profiles([_profile(sequence, rows=2000) for sequence in range(40)])
     assert len(data) > 64 * 1024
     error = _refused(detector, data, compression=compression)   # gzip: the inflated size counts
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
