@@ -59,13 +59,13 @@ def _is_arrow(batch: Any) -> bool:
 def _pandas_column(series: Any) -> np.ndarray:
     kind = getattr(series.dtype, "kind", "O")
     if kind in "biuf" and type(series.dtype).__name__ != "CategoricalDtype":
-        return _writeable(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     if kind == "M":
         if getattr(series.dtype, "tz", None) is not None:
             series = series.dt.tz_convert(None)
         return np.asarray(series.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")))
     if kind == "m":
-        return _writeable(series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan))
+        return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
     return np.asarray(series.to_numpy(dtype=object, na_value=None), dtype=object)
 
 
@@ -81,7 +81,7 @@ def arrow_column(column: Any) -> np.ndarray:
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) \
             or pa.types.is_decimal(kind):
         floats = pc.fill_null(pc.cast(column, pa.float64()), float("nan"))
-        return _writeable(np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64))
+        return np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_time(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             column = column.cast(pa.timestamp(kind.unit))
@@ -90,7 +90,7 @@ def arrow_column(column: Any) -> np.ndarray:
         return np.asarray(column.to_numpy(zero_copy_only=False)).astype("datetime64[ns]")
     if pa.types.is_duration(kind):
         seconds = pc.divide(pc.cast(pc.cast(column, pa.duration("ns")), pa.int64()), 1e9)
-        return _writeable(np.asarray(pc.fill_null(seconds, float("nan")).to_numpy(zero_copy_only=False)))
+        return np.asarray(pc.fill_null(seconds, float("nan")).to_numpy(zero_copy_only=False))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or _is_string_view(kind):
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
     return np.asarray(column.to_pylist() + [None], dtype=object)[:-1]  # lists, structs, bytes: one object per row
@@ -102,8 +102,3 @@ def _is_string_view(kind: Any) -> bool:
     check = getattr(pa.types, "is_string_view", None)
     return bool(check and check(kind))
 
-
-def _writeable(array: np.ndarray) -> np.ndarray:
-    """``array``, copied only when read-only: pandas 3 and pyarrow hand out read-only views, which the
-    datasketches binding refuses (until ColumnProfile takes them itself; issue 15)."""
-    return array if array.flags.writeable else array.copy()
