@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["servewatch", "servewatch.detectors", "servewatch.spec", "servewatch.profile", "servewatch.wire",
+PACKAGES = ["servewatch", "servewatch.detectors", "servewatch.spec", "servewatch.spec_types", "servewatch.profile", "servewatch.wire",
             "servewatch.column", "servewatch.columns", "servewatch.errors", "servewatch.tables",
             "servewatch.datafiles", "servewatch.dataset", "servewatch.progress"]
 
