@@ -24,15 +24,15 @@ same bytes, so one decoder serves the network, the spool and references. Decodin
 types, counts against sketches, and the KLL layout (:mod:`servewatch.kll_layout`) before any sketch bytes reach
 the C++ library.
 
-Limits. :class:`Limits` (defined in :mod:`servewatch.wire_limits`, with the checks) is the one home of what a
-profile may hold: names and keys, rows and counts, sequence numbers, interval ends, columns, sketch and request
-bytes. The encoder refuses what the decoder would reject, with the same :class:`~servewatch.ProfileError` and its ``reason`` code (:data:`servewatch.errors.PROFILE_REASONS`).
-Counts must also agree with each other and with the sketches: a numeric column's KLL holds exactly its valid
-values; a categorical column's frequent-items sketch weighs exactly its valid values, and the items it holds
-account for that weight up to the error the sketch records (a sketch with a weight, no items and no error is
-*hollow* and rejected). The one exception is what datasketches itself writes for a sketch that purged every
-item (each value distinct, say): an empty sketch, its weight lost; the column's counts keep the values, read as
-categories no longer tracked (:class:`~servewatch.detectors.Categories` counts them as "other").
+Limits. :class:`Limits` (defined in :mod:`servewatch.wire_limits`, with the checks) is the one home of what a profile
+may hold: names and keys, rows and counts, sequence numbers, interval ends, columns, sketch and request bytes. The
+encoder refuses what the decoder would reject, with the same :class:`~servewatch.ProfileError` and its ``reason`` code
+(:data:`servewatch.errors.PROFILE_REASONS`). Counts must also agree with each other and with the sketches: a numeric
+column's KLL holds exactly its valid values; a categorical column's frequent-items sketch weighs exactly its valid
+values, and the items it holds account for that weight up to the error the sketch records (a sketch with a weight, no
+items and no error is *hollow* and rejected). The one exception is what datasketches itself writes for a sketch that
+purged every item (each value distinct, say): an empty sketch, its weight lost; the column's counts keep the values,
+read as categories no longer tracked (:class:`~servewatch.detectors.Categories` counts them as "other").
 """
 
 from __future__ import annotations
