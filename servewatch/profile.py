@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .column import ColumnProfile
-from .columns import split_columns
+from .batch import split_columns
 from .errors import ProfileError
 from .spec import Column, ModelSpec
 

@@ -8,7 +8,7 @@ import pytest
 
 PACKAGES = ["servewatch", "servewatch.detectors", "servewatch.detectors.command", "servewatch.spec",
             "servewatch.spec_types", "servewatch.profile", "servewatch.wire", "servewatch.wire_limits",
-            "servewatch.column", "servewatch.columns", "servewatch.errors", "servewatch.tables",
+            "servewatch.column", "servewatch.batch", "servewatch.errors", "servewatch.tables",
             "servewatch.datafiles", "servewatch.dataset", "servewatch.progress"]
 
 
