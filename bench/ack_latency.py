@@ -31,7 +31,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from servewatch.detectors.service import DetectorService
-from servewatch.exporters.listener import Exchange, Listener
+from servewatch.detectors.service.listener import Exchange, Listener
 from servewatch.profile import Profile
 from servewatch.wire import encode_profiles
 

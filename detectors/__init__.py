@@ -16,7 +16,11 @@ Numeric statistics: :func:`ks` (with its sketch error bound), :func:`d1`, :func:
 :func:`hellinger`, :func:`wasserstein`. Categorical: :func:`linf`, :func:`d1`, :func:`psi`, :func:`js`,
 :func:`hellinger`, :func:`chi2`, :func:`cramers_v`, :func:`new_category_ratio`. Rules: :func:`check_rules`,
 :func:`check_volume`. Streaming: :class:`Detector`. The detector *service* (``servewatch detect``) lives in
-:mod:`servewatch.detectors.service`.
+:mod:`servewatch.detectors.service`; ``servewatch compare`` and ``servewatch report`` in :mod:`.command`.
+
+Each statistic lives in the module named after what it reads: :mod:`.numeric` the whole distribution of a numeric
+column (KS, Wasserstein), :mod:`.categorical` the categories (L-infinity, chi-square, Cramer's V, new
+categories), :mod:`.binned` the shares per bin of either kind of column (D1, PSI, Jensen-Shannon, Hellinger).
 """
 
 from __future__ import annotations

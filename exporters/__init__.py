@@ -18,13 +18,12 @@ The serving side never touches OpenTelemetry's global providers: every provider 
 that built it and exports only when its owner says so (no SDK threads, no SDK at-exit or at-fork exports).
 The instrumentation (:mod:`servewatch.instrumentation`) builds these lazily in the process that serves.
 
-Modules, serving side: :mod:`~servewatch.exporters.outbox` (bounded pending queue),
-:mod:`~servewatch.exporters.profiles` (OTLP log records), :mod:`~servewatch.exporters.spool` (files),
-:mod:`~servewatch.exporters.metrics` (MeterProvider pipeline), :mod:`~servewatch.exporters.resource` (who is
-sending). Detector side: :mod:`~servewatch.exporters.prometheus` (``MetricsServer``, ``Exposition``,
-``Snapshot``: the ``/metrics`` exposition) and :mod:`~servewatch.exporters.prometheus_otlp` (``OtlpMetrics``:
-OTLP metrics re-exposed for Prometheus). Names are loaded on first use, so importing one submodule does not
-import the OpenTelemetry SDK pieces of the others.
+Modules: :mod:`~servewatch.exporters.outbox` (bounded pending queue), :mod:`~servewatch.exporters.profiles`
+(OTLP log records), :mod:`~servewatch.exporters.spool` (files), :mod:`~servewatch.exporters.metrics`
+(MeterProvider pipeline), :mod:`~servewatch.exporters.resource` (who is sending). This is the serving side
+only: the detector's ``/metrics`` exposition and its re-exposure of OTLP metrics live with their one user,
+:mod:`servewatch.detectors.service`. Names are loaded on first use, so importing one submodule does not import
+the OpenTelemetry SDK pieces of the others.
 """
 
 from __future__ import annotations
@@ -32,14 +31,10 @@ from __future__ import annotations
 from servewatch.lazy import lazy_attributes
 
 __all__ = [
-    "Exposition",
     "MetricsPipeline",
-    "MetricsServer",
     "OTLPProfileExporter",
-    "OtlpMetrics",
     "Outbox",
     "ProfileExporter",
-    "Snapshot",
     "SpoolProfileExporter",
     "otlp_log_exporter",
     "otlp_metric_exporter",
@@ -57,10 +52,6 @@ _HOMES = {
     "SpoolProfileExporter": "spool",
     "read_spool": "spool",
     "process_resource": "resource",
-    "Exposition": "prometheus",
-    "MetricsServer": "prometheus",
-    "Snapshot": "prometheus",
-    "OtlpMetrics": "prometheus_otlp",
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, __all__, _HOMES)

@@ -29,7 +29,7 @@ array does plus ``Tensor.numpy()``; named 2-D float arrays of equal rows (what P
 send) take a short path too (kind :data:`TENSORS`: the buffer copies them side by side into one block).
 
 Columns are then named and bounded: by the spec's ``source`` when the spec lists columns for the signal
-(:func:`servewatch.columns.split_columns` applies it when the rows are profiled), else automatically (``f<i>``
+(:func:`servewatch.batch.split_columns` applies it when the rows are profiled), else automatically (``f<i>``
 for an unnamed array, ``<key>`` / ``<key>.<i>`` for named ones, dict keys for rows), at most
 ``SERVEWATCH_MAX_COLUMNS``. Inputs too wide for that become projections
 (:mod:`servewatch.instrumentation.projections`):
@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from servewatch.columns import split_columns
+from servewatch.batch import split_columns
 from servewatch.spec import Column
 
 from .arrays import (

@@ -12,8 +12,9 @@ Usage::
     print(compare(reference, current, spec.model("fraud")).table())
 
 The subpackages: :mod:`servewatch.instrumentation` (inside serving processes), :mod:`servewatch.exporters`
-(OTLP and Prometheus output), :mod:`servewatch.detectors` (the statistics library and the detector service),
-:mod:`servewatch.dashboards` and :mod:`servewatch.alerts` (Grafana and Prometheus rules from the spec).
+(what serving processes ship: profiles and metrics over OTLP, or to a spool), :mod:`servewatch.detectors` (the
+statistics library and the detector service, with its ``/metrics`` exposition), :mod:`servewatch.dashboards` and
+:mod:`servewatch.alerts` (Grafana and Prometheus rules from the spec), :mod:`servewatch.demo` (``servewatch demo``).
 Importing ``servewatch`` loads none of them, and no framework (torch, ray, tritonclient) ever.
 """
 

@@ -13,7 +13,10 @@ Usage::
     servewatch --version
 
 Each subcommand lives in the module named in ``COMMANDS`` and provides ``add_arguments(parser)`` and
-``run(args) -> int``; only the chosen one is imported. Bad input exits 2 with a one-line reason on stderr, never
+``run(args) -> int``; only the chosen one is imported. The rule: a subcommand lives in the package whose work it
+runs. This module holds the core's own (``validate``, ``reference``: specs, data files and profiles); ``compare``
+and ``report`` run the detectors library and live in :mod:`servewatch.detectors.command`, ``detect`` in
+:mod:`servewatch.detectors.service.command`, and so on. Bad input exits 2 with a one-line reason on stderr, never
 a traceback (``SERVEWATCH_DEBUG=1`` shows one for an unexpected error); a closed pipe (``| head``) ends it
 quietly.
 """
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import urllib.parse
@@ -32,14 +34,14 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import ServewatchError
 
-__all__ = ["COMMANDS", "http_url", "main"]
+__all__ = ["COMMANDS", "http_url", "left_out_text", "main", "model_of"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("servewatch.cli", "check a spec file: prints OK or every problem (exit 1)"),
     "reference": ("servewatch.cli", "build a reference profile from training data (CSV, Parquet, .npy)"),
-    "compare": ("servewatch.cli", "compare two profiles or data files: drift statistics and rules"),
+    "compare": ("servewatch.detectors.command", "compare two profiles or data files: drift statistics and rules"),
     "detect": ("servewatch.detectors.service.command", "run the detector: OTLP in, drift gauges on /metrics"),
-    "report": ("servewatch.cli", "an HTML (and PNG) report with a picture per drifted column"),
+    "report": ("servewatch.detectors.command", "an HTML (and PNG) report with a picture per drifted column"),
     "triton-bridge": ("servewatch.instrumentation.triton.bridge",
                       "report a Triton server's :8002 metrics under servewatch names"),
     "dashboards": ("servewatch.dashboards.cli", "Grafana dashboards of a spec (JSON + provisioning), optional upload"),
@@ -176,7 +178,7 @@ def run_reference(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .wire import encode_profiles
 
-    model = _model_spec(load_spec(args.spec), args.model) if args.spec else None
+    model = model_of(load_spec(args.spec), args.model) if args.spec else None
     reading = read_profiles(args.data, spec=model, model=args.model)
     data = encode_profiles(reading.profiles)
     with open(args.output, "wb") as handle:
@@ -185,11 +187,11 @@ def run_reference(args: argparse.Namespace) -> int:
         print(f"{args.output}: {profile.model}/{profile.signal}: {profile.rows} rows, "
               f"{len(profile.columns)} columns")
     if reading.left_out:
-        print(f"left out of the profile (and of drift): {_left_out(reading.left_out)}")
+        print(f"left out of the profile (and of drift): {left_out_text(reading.left_out)}")
     return 0
 
 
-def _model_spec(spec: Any, name: str) -> Any:
+def model_of(spec: Any, name: str) -> Any:
     """The spec of model ``name``; a spec that lists models but not this one is an error (a typo)."""
     if spec.models and not spec.has_model(name):
         raise ServewatchError(f"{spec.path}: lists no model {name!r} (it lists: "
@@ -197,104 +199,9 @@ def _model_spec(spec: Any, name: str) -> Any:
     return spec.model(name)
 
 
-def _left_out(columns: dict[str, str]) -> str:
+def left_out_text(columns: dict[str, str]) -> str:
+    """``name: why, ...`` of the columns a data file left out of the profile (sorted by name)."""
     return ", ".join(f"{name}: {why}" for name, why in sorted(columns.items()))
-
-
-# -- compare ------------------------------------------------------------------------------------------------
-
-def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", help="reference: a profile file (.pb) or a data file")
-    parser.add_argument("current", help="current: a profile file (.pb) or a data file")
-    parser.add_argument("--spec", help="servewatch.yaml (thresholds, rules, columns); optional")
-    parser.add_argument("--model", help="model name (default: the reference profile's)")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument("--fail-on", choices=("warning", "critical"),
-                        help="exit 1 when the worst severity reaches this level (for CI)")
-
-
-def _compare_inputs(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any], list[Any], dict[str, str]]:
-    """(model, reference profiles by signal, current profiles by signal, one report per shared signal, the
-    columns left out of drift and why)."""
-    from .dataset import is_data_file, read_profiles
-    from .detectors import compare
-    from .spec import Spec, load_spec
-
-    spec = load_spec(args.spec) if args.spec else Spec()
-    model = args.model
-    if model is None and not is_data_file(args.reference):
-        model = read_profiles(args.reference).profiles[0].model
-    if model is None:
-        if len(spec.models) > 1:
-            raise ServewatchError(f"{spec.path} lists {len(spec.models)} models "
-                                  f"({', '.join(m.name for m in spec.models)}): say which with --model")
-        model = spec.models[0].name if spec.models else "default"
-    model_spec = _model_spec(spec, model)
-    reference = read_profiles(args.reference, spec=model_spec, model=model)
-    current = read_profiles(args.current, spec=model_spec, model=model)
-    left_out = {**current.left_out, **reference.left_out}
-    references = {p.signal: p for p in reference.profiles}
-    currents = {p.signal: p for p in current.profiles}
-    for profile in [*references.values(), *currents.values()]:
-        for name in left_out:
-            profile.columns.pop(name, None)
-    reports = [compare(references[signal], profile, model_spec) for signal, profile in currents.items()
-               if signal in references]
-    if not reports:
-        raise ServewatchError("the two inputs share no signal to compare (input / prediction)")
-    return model, references, currents, reports, left_out
-
-
-def run_compare(args: argparse.Namespace) -> int:
-    from .detectors import SEVERITIES, worst_severity
-
-    model, _references, _currents, reports, left_out = _compare_inputs(args)
-    severity = worst_severity([report.severity for report in reports])
-    if args.format == "json":
-        columns: dict[str, Any] = {}
-        for report in reports:
-            columns.update(report.to_dict()["columns"])
-        print(json.dumps({"model": model, "severity": severity, "columns": columns, "left_out": left_out},
-                         indent=2))
-    else:
-        for report in reports:
-            print(f"{report.model} / {report.signal}: {report.rows} rows, severity {report.severity}")
-            print(report.table())
-            print()
-        if left_out:
-            print(f"left out of drift: {_left_out(left_out)}")
-    if args.fail_on and SEVERITIES.index(severity) >= SEVERITIES.index(args.fail_on):
-        return 1
-    return 0
-
-
-# -- report -------------------------------------------------------------------------------------------------
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", help="reference: a profile file (.pb) or a data file")
-    parser.add_argument("current", help="current: a profile file (.pb) or a data file")
-    parser.add_argument("--spec", help="servewatch.yaml (thresholds, rules, columns); optional")
-    parser.add_argument("--model", help="model name (default: the reference profile's)")
-    parser.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
-    parser.add_argument("--png", action="store_true", help="also write the pictures as one PNG beside it")
-    parser.add_argument("--all", action="store_true", help="a picture for every column, not only drifted ones")
-
-
-def run_report(args: argparse.Namespace) -> int:
-    import os
-
-    from .detectors.html_report import write_report
-
-    stem, suffix = os.path.splitext(args.output)
-    if suffix.lower() not in (".html", ".htm"):
-        raise ServewatchError(f"-o {args.output}: the report is an HTML page; name it {stem}.html "
-                              "(--png adds the pictures as a PNG beside it)")
-    _model, references, currents, reports, _left_out = _compare_inputs(args)
-    png = stem + ".png" if args.png else None
-    pictured = write_report(reports, references, currents, args.output, png=png, everything=args.all)
-    print(f"{args.output}: {len(pictured)} picture(s)" + (f"; {png}" if png else "")
-          + (f": {', '.join(pictured)}" if pictured else ""))
-    return 0
 
 
 if __name__ == "__main__":

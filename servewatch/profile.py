@@ -28,13 +28,13 @@ re-delivered profile once) + ``columns`` (name -> :class:`~servewatch.column.Col
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from .column import ColumnProfile
-from .columns import split_columns
+from .batch import split_columns
 from .errors import ProfileError
 from .spec import Column, ModelSpec
 
@@ -83,6 +83,16 @@ class Profile:
         arguments give the same profile, byte for byte: a batch has no interval of its own, so ``start`` and
         ``end`` are 0 unless given (give them to file a batch in time, e.g. one pushed to the detector)."""
         return cls(model, signal, spec=spec, k=k, max_columns=max_columns, start=start, end=end).update(data)
+
+    @classmethod
+    def from_columns(cls, model: str, signal: str, columns: Mapping[str, ColumnProfile], *, rows: int,
+                     start: float, end: float | None, producer: str = "", sequence: int = 0) -> Profile:
+        """A profile holding ``columns`` as they are (already profiled: decoded from the wire, say), under
+        their names in this order, with ``rows`` rows; the caller gives up the columns (they are not copied)."""
+        profile = cls(model, signal, start=start, end=end, producer=producer, sequence=sequence)
+        profile.rows = rows
+        profile._columns = dict(columns)
+        return profile
 
     def __repr__(self) -> str:
         return (f"Profile({self.model!r}, {self.signal!r}, rows={self.rows + len(self._pending)}, "

@@ -13,8 +13,8 @@ from typing import Any
 from .category import category
 from .duration import format_duration, parse_duration
 from .errors import SpecError
-from .spec import (
-    _STATISTICS,
+from .spec_types import (
+    STATISTICS,
     Column,
     DetectorSettings,
     ModelSpec,
@@ -274,12 +274,12 @@ class SpecParser:
         return replace(Rules(), **{key: value for key, value in values.items() if value is not None})
 
     def thresholds(self, raw: Any, where: str) -> dict[str, Threshold]:
-        block = self.mapping(raw, where, _STATISTICS)
+        block = self.mapping(raw, where, STATISTICS)
         if not block:
             return {}
         result = {}
         for name, levels in block.items():
-            if name not in _STATISTICS:
+            if name not in STATISTICS:
                 continue
             here = _join(where, name)
             level_block = self.mapping(levels, here, ("warning", "critical"))

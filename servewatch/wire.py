@@ -24,20 +24,19 @@ same bytes, so one decoder serves the network, the spool and references. Decodin
 types, counts against sketches, and the KLL layout (:mod:`servewatch.kll_layout`) before any sketch bytes reach
 the C++ library.
 
-Limits. :class:`Limits` is the one home of what a profile may hold: names and keys, rows and counts, sequence
-numbers, interval ends, columns, sketch and request bytes. The encoder refuses what the decoder would reject,
-with the same :class:`~servewatch.ProfileError` and its ``reason`` code (:data:`servewatch.errors.PROFILE_REASONS`).
-Counts must also agree with each other and with the sketches: a numeric column's KLL holds exactly its valid
-values; a categorical column's frequent-items sketch weighs exactly its valid values, and the items it holds
-account for that weight up to the error the sketch records (a sketch with a weight, no items and no error is
-*hollow* and rejected). The one exception is what datasketches itself writes for a sketch that purged every
-item (each value distinct, say): an empty sketch, its weight lost; the column's counts keep the values, read as
-categories no longer tracked (:class:`~servewatch.detectors.Categories` counts them as "other").
+Limits. :class:`Limits` (defined in :mod:`servewatch.wire_limits`, with the checks) is the one home of what a profile
+may hold: names and keys, rows and counts, sequence numbers, interval ends, columns, sketch and request bytes. The
+encoder refuses what the decoder would reject, with the same :class:`~servewatch.ProfileError` and its ``reason`` code
+(:data:`servewatch.errors.PROFILE_REASONS`). Counts must also agree with each other and with the sketches: a numeric
+column's KLL holds exactly its valid values; a categorical column's frequent-items sketch weighs exactly its valid
+values, and the items it holds account for that weight up to the error the sketch records (a sketch with a weight, no
+items and no error is *hollow* and rejected). The one exception is what datasketches itself writes for a sketch that
+purged every item (each value distinct, say): an empty sketch, its weight lost; the column's counts keep the values,
+read as categories no longer tracked (:class:`~servewatch.detectors.Categories` counts them as "other").
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -53,7 +52,17 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from .column import ColumnProfile
 from .errors import ProfileError
 from .kll_layout import check_kll
-from .profile import SIGNALS, Profile
+from .profile import Profile
+from .wire_limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_counts,
+    check_identity,
+    check_interval,
+    check_name,
+    check_range,
+    check_width,
+)
 
 __all__ = [
     "Decoded",
@@ -71,30 +80,6 @@ __all__ = [
 EVENT_NAME = "servewatch.profile"
 WIRE_VERSION = 1
 _COUNTS = ("count", "missing", "non_finite", "invalid", "below_min", "above_max", "not_allowed")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What a profile may hold: the encoder refuses and the decoder rejects anything beyond."""
-
-    max_bytes: int = 64 * 2**20
-    """Bytes of one serialized request."""
-    max_columns: int = 4096
-    """Columns of one profile."""
-    max_name_length: int = 256
-    """Characters of a model, signal, producer or column name, and of every key in a record's body."""
-    max_sketch_bytes: int = 2**20
-    """Bytes of one serialized sketch."""
-    max_count: int = 2**48
-    """Rows of a profile, and each count of a column (2.8e14: a million rows a second for nine years, and
-    far enough below 2**63 that merging thousands of profiles never overflows a 64-bit count)."""
-    max_sequence: int = 2**63 - 1
-    """Sequence numbers are in ``[0, max_sequence]``."""
-    max_time: float = 1e10
-    """Interval ends are Unix seconds in ``[0, max_time)`` (year 2286; in nanoseconds they fit 64 bits)."""
-
-
-DEFAULT_LIMITS = Limits()
 
 
 @dataclass
@@ -116,12 +101,12 @@ def profile_record(profile: Profile, limits: Limits | None = None) -> tuple[dict
     limits = limits or DEFAULT_LIMITS
     start = float(profile.start)
     end = float(profile.end if profile.end is not None else profile.start)
-    _check_identity(profile.model, profile.signal, profile.producer, limits)
-    _check_interval(start, end, limits)
-    _check_range(int(profile.sequence), limits.max_sequence, "servewatch.sequence", "sequence_range")
-    _check_range(profile.rows, limits.max_count, "body.rows", "rows_range")
+    check_identity(profile.model, profile.signal, profile.producer, limits)
+    check_interval(start, end, limits)
+    check_range(int(profile.sequence), limits.max_sequence, "servewatch.sequence", "sequence_range")
+    check_range(profile.rows, limits.max_count, "body.rows", "rows_range")
     columns = profile.columns
-    _check_width(len(columns), limits)
+    check_width(len(columns), limits)
     attributes: dict[str, Any] = {
         "servewatch.profile.version": WIRE_VERSION,
         "servewatch.model": profile.model,
@@ -134,9 +119,9 @@ def profile_record(profile: Profile, limits: Limits | None = None) -> tuple[dict
         attributes["servewatch.producer"] = profile.producer
     body_columns: dict[str, Any] = {}
     for name, column in columns.items():
-        _check_name(name, f"column name {name[:40]!r}", limits, required=True)
+        check_name(name, f"column name {name[:40]!r}", limits, required=True)
         counts = {key: getattr(column, key) for key in _COUNTS}
-        _check_counts(counts, f"column {name!r}", limits)
+        check_counts(counts, f"column {name!r}", limits)
         entry: dict[str, Any] = {"type": column.kind}
         entry.update((key, value) for key, value in counts.items() if value)
         if column.sketch is not None:
@@ -247,81 +232,23 @@ def profile_from_record(record: LogRecord, resource: Mapping[str, AnyValue] | No
     producer = _text(attributes.get("servewatch.producer", AnyValue(string_value="")), "servewatch.producer")
     if not producer and resource is not None:
         producer = _text(resource.get("service.instance.id", AnyValue(string_value="")), "service.instance.id")
-    _check_identity(model, signal, producer, limits)
+    check_identity(model, signal, producer, limits)
     start = _seconds(attributes.get("servewatch.interval.start"), "servewatch.interval.start")
     end = _seconds(attributes.get("servewatch.interval.end"), "servewatch.interval.end")
-    _check_interval(start, end, limits)
+    check_interval(start, end, limits)
     sequence = _int(attributes.get("servewatch.sequence", AnyValue(int_value=0)), "servewatch.sequence")
-    _check_range(sequence, limits.max_sequence, "servewatch.sequence", "sequence_range")
+    check_range(sequence, limits.max_sequence, "servewatch.sequence", "sequence_range")
     body = _fields(record.body, "body", limits)
     rows = _int(body.get("rows", AnyValue(int_value=0)), "body.rows")
-    _check_range(rows, limits.max_count, "body.rows", "rows_range")
+    check_range(rows, limits.max_count, "body.rows", "rows_range")
     columns = _fields(body.get("columns", AnyValue(kvlist_value=KeyValueList())), "body.columns", limits)
-    _check_width(len(columns), limits)
-    profile = Profile(model, signal, start=start, end=end, producer=producer, sequence=sequence)
-    profile.rows = rows
-    decoded = profile._columns
+    check_width(len(columns), limits)
+    decoded: dict[str, ColumnProfile] = {}
     for name, value in columns.items():
-        _check_name(name, f"column name {name[:40]!r}", limits, required=True)
+        check_name(name, f"column name {name[:40]!r}", limits, required=True)
         decoded[name] = _column(name, _fields(value, f"column {name!r}", limits), limits)
-    return profile
-
-
-# -- the rules both sides apply ---------------------------------------------------------------------------
-
-def _check_identity(model: str, signal: str, producer: str | None, limits: Limits) -> None:
-    _check_name(model, "servewatch.model", limits, required=True)
-    if signal not in SIGNALS:
-        raise ProfileError(f"servewatch.signal must be one of {', '.join(SIGNALS)}, got {signal[:40]!r}")
-    _check_name(producer or "", "servewatch.producer", limits, required=False)
-
-
-def _check_name(text: str, where: str, limits: Limits, *, required: bool) -> None:
-    if len(text) > limits.max_name_length or (required and not text):
-        raise ProfileError(f"{where} must be {int(required)} to {limits.max_name_length} characters, "
-                           f"got {len(text)}", "name_length")
-
-
-def _check_interval(start: float, end: float, limits: Limits) -> None:
-    for where, seconds in (("servewatch.interval.start", start), ("servewatch.interval.end", end)):
-        if not math.isfinite(seconds) or not 0 <= seconds < limits.max_time:
-            raise ProfileError(f"{where} {seconds!r} is not a plausible Unix time (0 to {limits.max_time:.0e})",
-                               "interval")
-    if end < start:
-        raise ProfileError("servewatch.interval.end is before servewatch.interval.start", "interval")
-
-
-def _check_range(value: int, top: int, where: str, reason: str) -> None:
-    if not 0 <= value <= top:
-        raise ProfileError(f"{where} {value} outside [0, {_power(top)}]", reason)
-
-
-def _check_width(columns: int, limits: Limits) -> None:
-    if columns > limits.max_columns:
-        raise ProfileError(f"{columns} columns is over the limit of {limits.max_columns}", "oversized")
-
-
-def _check_counts(counts: Mapping[str, int], where: str, limits: Limits) -> int:
-    """The column's valid values, once every count is in range and they agree with each other."""
-    for key, value in counts.items():
-        if not 0 <= value <= limits.max_count:
-            raise ProfileError(f"{where}: {key} {value} outside [0, {_power(limits.max_count)}]", "count_range")
-    valid = counts["count"] - counts["missing"] - counts["non_finite"] - counts["invalid"]
-    if valid < 0:
-        raise ProfileError(f"{where}: missing + non_finite + invalid exceed count", "count_range")
-    if counts["below_min"] + counts["above_max"] > valid:
-        raise ProfileError(f"{where}: out-of-range counts exceed the values", "count_range")
-    if counts["not_allowed"] > valid:
-        raise ProfileError(f"{where}: not_allowed exceeds the values", "count_range")
-    return valid
-
-
-def _power(value: int) -> str:
-    """``2**48`` for a power of two (and ``2**63-1`` for one less), else the number."""
-    for exponent, offset in ((value.bit_length() - 1, 0), (value.bit_length(), 1)):
-        if value > 1024 and value == 2**exponent - offset:
-            return f"2**{exponent}" + ("-1" if offset else "")
-    return str(value)
+    return Profile.from_columns(model, signal, decoded, rows=rows, start=start, end=end, producer=producer,
+                                sequence=sequence)
 
 
 def _column(name: str, fields: Mapping[str, AnyValue], limits: Limits) -> ColumnProfile:
@@ -330,7 +257,7 @@ def _column(name: str, fields: Mapping[str, AnyValue], limits: Limits) -> Column
     if kind not in ("numeric", "categorical"):
         raise ProfileError(f"{where}: type must be numeric or categorical, got {kind[:40]!r}")
     counts = {key: _int(fields.get(key, AnyValue(int_value=0)), f"{where} {key}") for key in _COUNTS}
-    valid = _check_counts(counts, where, limits)
+    valid = check_counts(counts, where, limits)
     if kind == "numeric":
         data = _sketch_bytes(fields.get("kll"), f"{where} kll", limits)
         check_kll(data)

@@ -6,8 +6,9 @@ import importlib
 
 import pytest
 
-PACKAGES = ["servewatch", "servewatch.detectors", "servewatch.spec", "servewatch.profile", "servewatch.wire",
-            "servewatch.column", "servewatch.columns", "servewatch.errors", "servewatch.tables",
+PACKAGES = ["servewatch", "servewatch.detectors", "servewatch.detectors.command", "servewatch.spec",
+            "servewatch.spec_types", "servewatch.profile", "servewatch.wire", "servewatch.wire_limits",
+            "servewatch.column", "servewatch.batch", "servewatch.errors", "servewatch.tables",
             "servewatch.datafiles", "servewatch.dataset", "servewatch.progress"]
 
 

@@ -16,9 +16,11 @@ The pieces, each in its own module: :mod:`.receiver` (OTLP/HTTP ``/v1/logs`` and
 :mod:`.store` (SQLite, WAL, buckets, dedupe) with its encoding :mod:`.codec`, time layout :mod:`.tiers` and
 in-memory :mod:`.buckets`, :mod:`.windows` and :mod:`.references` (what is compared with what),
 :mod:`.evaluator` (statistics and rules per window), :mod:`.gauges` (Prometheus families), :mod:`.events` (the
-operator's log), :mod:`.service` (all of it wired together) and :mod:`.command` (the command line). The
-Prometheus endpoint and the OTLP-metrics translation live in :mod:`servewatch.exporters.prometheus` and
-:mod:`servewatch.exporters.prometheus_otlp`.
+operator's log), :mod:`.service` (all of it wired together) and :mod:`.command` (the command line). Facing
+Prometheus: :mod:`.prometheus` (the ``/metrics`` endpoint: ``MetricsServer``, ``Exposition``, ``Snapshot``) and
+:mod:`.reexposure` (``OtlpMetrics``: the serving processes' OTLP metrics re-exposed as Prometheus families, with
+:mod:`.prometheus_names` and :mod:`.prometheus_histogram` for their names and buckets). The receiver and
+``/metrics`` share one HTTP server base, :mod:`.listener`.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from typing import Any
 
 from ...profile import Profile
 from ...spec import ModelSpec, Spec
-from ...spec import Window as WindowSpec
+from ...spec import Window
 from ..report import Report, compare, worst_severity
 from .buckets import BucketIndex
 from .references import Found, References
@@ -63,7 +63,7 @@ class WindowResult:
 
     model: str
     signal: str
-    window: WindowSpec
+    window: Window
     rows: int
     samples: Mapping[str, int]
     reference: str
@@ -146,11 +146,11 @@ class Evaluator:
         return {(series.model, series.signal, window.name): self._window(series, spec, window, loader, index, now)
                 for window in spec.windows}
 
-    def _oldest(self, spec: ModelSpec, window: WindowSpec, now: float) -> float:
+    def _oldest(self, spec: ModelSpec, window: Window, now: float) -> float:
         offset = spec.reference.offset if spec.reference.kind == "offset" else 0.0
         return now - window.seconds - (offset or 0.0)
 
-    def _window(self, series: Series, spec: ModelSpec, window: WindowSpec, loader: Loader,
+    def _window(self, series: Series, spec: ModelSpec, window: Window, loader: Loader,
                 index: BucketIndex, now: float) -> WindowResult:
         name = (series.model, series.signal, window.name)
         current = self.windows.profile(name, loader, index, now - window.seconds, now, now)

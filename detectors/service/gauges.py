@@ -3,7 +3,7 @@
 Usage::
 
     gauges = Gauges()
-    families = gauges.families(results)               # after each evaluation -> exporters.prometheus.Snapshot
+    families = gauges.families(results)               # after each evaluation -> prometheus.Snapshot
     activity = Activity()                              # counters the receiver and the evaluator update
     activity.profiles(accepted=3, model="fraud", at=time.time())
     exposition.register(activity)                      # a collector: counters read at scrape time
@@ -54,8 +54,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
-from ...exporters.listener import Listener
-from ...exporters.prometheus_otlp import OtlpMetrics
+from .listener import Listener
+from .reexposure import OtlpMetrics
 from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
 from .evaluator import STATES, WindowResult
 from .store import Store

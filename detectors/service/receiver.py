@@ -18,7 +18,7 @@ read); 413 over ``max_body`` bytes on the wire or ``max_inflated`` once decompre
 request's deadline; 503 when the store cannot take the data, too much is in flight, or every connection is
 in the middle of an exchange. Error bodies are ``google.rpc.Status`` messages in the request's encoding.
 
-Robustness: the server is a :class:`~servewatch.exporters.listener.Listener` (HTTP/1.1 keep-alive,
+Robustness: the server is a :class:`~servewatch.detectors.service.listener.Listener` (HTTP/1.1 keep-alive,
 optionally TLS, answers in one write): counts of connections in total and per peer, where the oldest idle one
 makes room for a newcomer; a whole-request deadline that a trickled byte does not extend; idle keep-alive
 connections reaped. On top of it: a budget of body bytes held at once (in total and per peer), a cap on
@@ -39,7 +39,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ...exporters.listener import ConnectionLimits, Exchange, Listener, peer_of
+from .listener import ConnectionLimits, Exchange, Listener, peer_of
 from .committer import Unavailable
 from .otlp import RequestError, answer, decompress, failure, media_type, parse
 

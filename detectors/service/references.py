@@ -44,11 +44,11 @@ from ...duration import format_duration
 from ...errors import ProfileError
 from ...profile import Profile
 from ...spec import ModelSpec, Reference
-from ...spec import Window as WindowSpec
+from ...spec import Window
 from ...wire import decode_profiles
 from .buckets import BucketIndex, merge_into
 from .store import Series, Store
-from .windows import Loader, Window, Windows
+from .windows import Loader, MergedWindow, Windows
 
 __all__ = ["Found", "References"]
 
@@ -61,7 +61,7 @@ class Found:
     will exist once time passes), a ``description`` for people, and a ``token`` that changes whenever the
     profile does."""
 
-    source: Profile | Window | None
+    source: Profile | MergedWindow | None
     description: str
     reason: str | None = None
     token: Hashable = None
@@ -70,7 +70,7 @@ class Found:
     @property
     def profile(self) -> Profile | None:
         """The reference profile (an offset reference's window is merged on first use)."""
-        return self.source.profile if isinstance(self.source, Window) else self.source
+        return self.source.profile if isinstance(self.source, MergedWindow) else self.source
 
 
 class References:
@@ -82,7 +82,7 @@ class References:
         self._files: dict[str, tuple[tuple[float, int], dict[tuple[str | None, str], Profile] | str]] = {}
         self._saved: dict[tuple[str, str, str], Profile] = {}
 
-    def get(self, series: Series, spec: ModelSpec, window: WindowSpec, loader: Loader,
+    def get(self, series: Series, spec: ModelSpec, window: Window, loader: Loader,
             index: BucketIndex, now: float) -> Found:
         reference = spec.reference
         if reference.kind == "file":
@@ -122,7 +122,7 @@ class References:
 
     # -- offset ---------------------------------------------------------------------------------------------
 
-    def _offset(self, reference: Reference, series: Series, window: WindowSpec, loader: Loader,
+    def _offset(self, reference: Reference, series: Series, window: Window, loader: Loader,
                 index: BucketIndex, now: float) -> Found:
         offset = float(reference.offset or 0.0)
         description = f"same {window.name} window {format_duration(offset)} earlier"

@@ -24,7 +24,7 @@ time. ``max_columns`` bounds the columns of a model and signal per bucket (:data
 512). ``tls=TlsSettings(...)`` (:mod:`.tls`) serves every listener over TLS, OTLP/gRPC included
 (``endpoint`` and ``metrics_url`` are then ``https://``), with client certificates required when it names a
 client CA; ``metric_limits`` bounds the re-exposed serving metrics
-(:class:`~servewatch.exporters.prometheus_otlp.MetricLimits`). What changes (a reference ready, a severity,
+(:class:`~servewatch.detectors.service.reexposure.MetricLimits`). What changes (a reference ready, a severity,
 rejected profiles) is logged once per change by :mod:`.events`.
 
 ``/readyz`` (``readiness()``) is 503 with the reason while the store is closed, the receiver is not listening,
@@ -48,8 +48,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from ...duration import format_duration, parse_duration
-from ...exporters.prometheus import Exposition, MetricsServer, Snapshot
-from ...exporters.prometheus_otlp import MetricLimits, OtlpMetrics
+from .prometheus import Exposition, MetricsServer, Snapshot
+from .reexposure import MetricLimits, OtlpMetrics
 from ...profile import Profile
 from ...spec import Spec, load_spec
 from ...wire import Limits, decode_request

@@ -28,7 +28,7 @@ from ...profile import Profile
 from .buckets import BucketIndex, merge_into
 from .store import Store
 
-__all__ = ["Loader", "Window", "Windows"]
+__all__ = ["Loader", "MergedWindow", "Windows"]
 
 Key = tuple[int, float, int]
 """(tier, start, version) of one bucket."""
@@ -62,9 +62,10 @@ class Loader:
         return self._loaded[key]
 
 
-class Window:
-    """A window: the bucket versions it holds (``signature``), and its merged ``profile`` (None: no bucket),
-    merged only when first asked for: an evaluation that finds the signature unchanged never merges it."""
+class MergedWindow:
+    """One window of one series as the detector holds it (the spec's window is :class:`servewatch.spec.Window`):
+    the bucket versions it holds (``signature``), and its merged ``profile`` (None: no bucket), merged only when
+    first asked for: an evaluation that finds the signature unchanged never merges it."""
 
     __slots__ = ("signature", "_build", "_profile")
 
@@ -134,7 +135,7 @@ class Windows:
         """How many times a run of a window's sealed buckets was merged again from scratch (for benchmarks)."""
 
     def profile(self, name: Hashable, loader: Loader, index: BucketIndex, lo: float,
-                hi: float, now: float) -> Window:
+                hi: float, now: float) -> MergedWindow:
         """The merged window ``(lo, hi]`` of ``loader``'s series at ``now``; ``name`` keys its cache entry."""
         runs: list[tuple[tuple[int, int], tuple[Key, ...]]] = []
         open_: list[Key] = []
@@ -151,7 +152,8 @@ class Windows:
             entry = self._entries[name] = _Entry()
         entry.used = True
         sealed_keys = tuple(key for _, keys in runs for key in keys)
-        return Window((sealed_keys, tuple(open_)), lambda: self._merge(entry, tuple(runs), tuple(open_), loader))
+        return MergedWindow((sealed_keys, tuple(open_)),
+                            lambda: self._merge(entry, tuple(runs), tuple(open_), loader))
 
     def _merge(self, entry: _Entry, runs: tuple[tuple[tuple[int, int], tuple[Key, ...]], ...],
                open_: tuple[Key, ...], loader: Loader) -> Profile | None:

@@ -20,7 +20,7 @@ from servewatch.instrumentation.extraction import (
 )
 from servewatch.instrumentation.projections import MAX_PIXELS
 
-from servewatch.columns import split_columns
+from servewatch.batch import split_columns
 from servewatch.spec import parse_spec
 
 inputs = Extractor("input", (), max_columns=8)

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servewatch.detectors.service import Store
 from servewatch.detectors.service.evaluator import Evaluator, format_table
 from servewatch.detectors.service.gauges import Activity, result_families
-from servewatch.exporters.prometheus import Exposition, Snapshot
+from servewatch.detectors.service.prometheus import Exposition, Snapshot
 
 from servewatch.profile import Profile
 from servewatch.spec import Spec, parse_spec

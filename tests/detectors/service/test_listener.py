@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from servewatch.exporters.listener import ConnectionLimits, Exchange, Listener, peer_of
+from servewatch.detectors.service.listener import ConnectionLimits, Exchange, Listener, peer_of
 
 
 @pytest.mark.parametrize(("address", "peer"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from servewatch.columns import split_columns
+from servewatch.batch import split_columns
 from servewatch.spec import Column, Source
 
 

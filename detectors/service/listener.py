@@ -3,7 +3,7 @@ OTLP/HTTP receiver and of its ``/metrics`` endpoint.
 
 Usage::
 
-    from servewatch.exporters.listener import ConnectionLimits, Exchange, Listener
+    from servewatch.detectors.service.listener import ConnectionLimits, Exchange, Listener
 
     class Hello(Exchange):
         def do_GET(self) -> None:
@@ -50,7 +50,7 @@ from typing import Any
 
 __all__ = ["ConnectionLimits", "Exchange", "Listener", "peer_of"]
 
-_log = logging.getLogger("servewatch.exporters.listener")
+_log = logging.getLogger("servewatch.detectors.service.listener")
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 

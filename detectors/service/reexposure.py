@@ -2,7 +2,7 @@
 
 Usage::
 
-    from servewatch.exporters.prometheus_otlp import OtlpMetrics
+    from servewatch.detectors.service.reexposure import OtlpMetrics
 
     metrics = OtlpMetrics(limits=MetricLimits(max_series=10_000))
     outcome = metrics.ingest(request)        # an ExportMetricsServiceRequest
@@ -10,7 +10,7 @@ Usage::
     registry.register(metrics)               # a prometheus-client collector: collect() -> families
 
 Translation (the OpenTelemetry Prometheus compatibility rules; names by
-:mod:`~servewatch.exporters.prometheus_names`):
+:mod:`~servewatch.detectors.service.prometheus_names`):
 
 - every series carries ``job`` (resource ``service.namespace``/``service.name``) and ``instance``
   (``service.instance.id``), so each producing process is its own series, plus ``otel_scope_name`` and
@@ -21,7 +21,7 @@ Translation (the OpenTelemetry Prometheus compatibility rules; names by
   gauges; cumulative points replace the value, delta points are added to it (delta is turned into
   cumulative, so a producer restart is a counter reset, as Prometheus expects).
 - histograms -> classic histograms; deltas add up bucket by bucket. Exponential histograms are converted to
-  classic buckets (:mod:`~servewatch.exporters.prometheus_histogram`), cumulative or delta. Summaries ->
+  classic buckets (:mod:`~servewatch.detectors.service.prometheus_histogram`), cumulative or delta. Summaries ->
   summaries.
 - points that cannot be used are rejected, counted by reason and reported in the partial-success answer,
   never dropped silently: ``malformed``, ``temporality`` (unspecified), ``type_conflict`` (two metrics whose
@@ -39,8 +39,6 @@ overhead of at most ``max_series`` series), whatever producers send.
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 import time
 from collections import Counter
@@ -52,7 +50,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
 from .prometheus_histogram import Explicit, Exponential
-from .prometheus_names import label_name, metric_name, prometheus_unit
+from .prometheus_names import label_name, label_value, metric_name, prometheus_unit, target_labels
 
 __all__ = ["Ingested", "MetricLimits", "OtlpMetrics"]
 
@@ -152,7 +150,7 @@ class OtlpMetrics:
             cut = self.limits.max_value
             for resource_metrics in request.resource_metrics:
                 resource = {kv.key: kv.value for kv in resource_metrics.resource.attributes}
-                base = _target_labels(resource, cut)
+                base = target_labels(resource, cut)
                 self._target(base, resource, now)
                 for scope_metrics in resource_metrics.scope_metrics:
                     scope = dict(base)
@@ -285,7 +283,7 @@ class OtlpMetrics:
                 break
             if len(name) <= limits.max_name and name not in ("service.name", "service.namespace",
                                                               "service.instance.id"):
-                info[label_name(name)] = _text(resource[name])[:limits.max_value]
+                info[label_name(name)] = label_value(resource[name])[:limits.max_value]
         labels = info | base
         size = _line_bytes("target_info", labels)
         old = held[2] if held is not None else 0
@@ -376,14 +374,6 @@ def _series_bytes(name: str, kind: str, labels: dict[str, str], value: Any) -> i
     return line
 
 
-def _target_labels(resource: dict[str, Any], cut: int) -> dict[str, str]:
-    name = _text(resource["service.name"]) if "service.name" in resource else ""
-    namespace = _text(resource["service.namespace"]) if "service.namespace" in resource else ""
-    job = f"{namespace}/{name}" if namespace and name else name
-    instance = _text(resource["service.instance.id"]) if "service.instance.id" in resource else ""
-    return {"job": job[:cut], "instance": instance[:cut]}
-
-
 def _point_labels(attributes: Any, scope: dict[str, str], limits: MetricLimits) -> dict[str, str]:
     """The labels of a point's series; :class:`_Refused` beyond the limits."""
     if len(attributes) + len(scope) > limits.max_labels:
@@ -395,7 +385,7 @@ def _point_labels(attributes: Any, scope: dict[str, str], limits: MetricLimits) 
         label = label_name(kv.key)
         if label in _RESERVED:
             label = f"exported_{label}"
-        grouped.setdefault(label, []).append((kv.key, _text(kv.value)[:limits.max_value]))
+        grouped.setdefault(label, []).append((kv.key, label_value(kv.value)[:limits.max_value]))
     labels = {label: ";".join(value for _, value in sorted(items)) for label, items in grouped.items()}
     labels.update(scope)
     return labels
@@ -408,26 +398,3 @@ def _number(point: Any) -> float:
     if which == "as_int":
         return float(point.as_int)
     raise ValueError("a number point without a value")
-
-
-def _text(value: Any) -> str:
-    """An OTLP ``AnyValue`` as label text (strings as they are, other types as JSON)."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "double_value":
-        number = value.double_value
-        return repr(number) if math.isfinite(number) else floatToGoString(number)
-    if which == "bytes_value":
-        import base64
-
-        return base64.b64encode(value.bytes_value).decode()
-    if which == "array_value":
-        return json.dumps([_text(item) for item in value.array_value.values])
-    if which == "kvlist_value":
-        return json.dumps({kv.key: _text(kv.value) for kv in value.kvlist_value.values})
-    return ""

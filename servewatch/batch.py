@@ -1,19 +1,20 @@
-"""Splitting a batch of model inputs (or outputs) into named columns, by the spec's ``source`` or automatically.
+"""A batch of model inputs (or outputs) split into named columns, by the spec's ``source`` or automatically: the
+forms :meth:`Profile.update <servewatch.Profile.update>` accepts (the instrumentation hands it what it extracted).
 
 Usage::
 
-    from servewatch.columns import split_columns
+    from servewatch.batch import split_columns
 
     split_columns(np.array([[1.0, 2.0], [3.0, 4.0]]))             # {"f0": array([1., 3.]), "f1": array([2., 4.])}
     split_columns([{"amount": 3.5, "country": "DE"}])             # {"amount": [3.5], "country": ["DE"]}
     split_columns({"x": np.ones((4, 3))})                         # {"x.0": ..., "x.1": ..., "x.2": ...}
     split_columns(rows, spec.model("fraud").features)             # columns named and located by the spec
 
-Accepted batches: a 1-D or 2-D numpy array (rows x columns), a list of rows (dicts, lists or scalars), a
-mapping of column name (or tensor name) to values, and a table (pandas, pyarrow, polars:
-:mod:`servewatch.tables`). With spec columns, each column is found by its ``source`` (``index``, ``key``, ``key`` + ``index``, dotted ``path``) or, without one, by its
-name (keyed inputs) or its position in the spec (positional inputs); what is absent becomes ``None``
-(counted as missing). Without spec columns, names are automatic: a dict field by its key, column i of an
+Accepted batches: a 1-D or 2-D numpy array (rows x columns), a list of rows (dicts, lists or scalars), a mapping of
+column name (or tensor name) to values, and a table (pandas, pyarrow, polars: :mod:`servewatch.tables`). With spec
+columns, each column is found by its ``source`` (``index``, ``key``, ``key`` + ``index``, dotted ``path``) or,
+without one, by its name (keyed inputs) or its position in the spec (positional inputs); what is absent becomes
+``None`` (counted as missing). Without spec columns, names are automatic: a dict field by its key, column i of an
 unnamed array ``f<i>``, column i of a named 2-D tensor ``<name>.<i>``, at most ``max_columns`` of them.
 """
 

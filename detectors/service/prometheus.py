@@ -3,7 +3,7 @@
 Usage::
 
     from prometheus_client.core import GaugeMetricFamily
-    from servewatch.exporters.prometheus import Exposition, MetricsServer, Snapshot
+    from servewatch.detectors.service.prometheus import Exposition, MetricsServer, Snapshot
 
     exposition = Exposition()                    # a fresh CollectorRegistry: never the global REGISTRY
     gauges = Snapshot()                          # holds the families last handed to it
@@ -22,7 +22,7 @@ Usage::
 creation times), gzipped when the scraper's ``Accept-Encoding`` allows it (as Prometheus' does).
 ``/healthz`` is 200 while the process serves; ``/readyz`` is 200 when ``ready()`` is true, else 503 with the
 reason when ``ready()`` returns one (a string means "not ready, because ..."). The server is a
-:class:`~servewatch.exporters.listener.Listener` (bounded connections, whole-request deadlines, answers in
+:class:`~servewatch.detectors.service.listener.Listener` (bounded connections, whole-request deadlines, answers in
 one write, TLS when ``tls`` is given), and ``stop()`` waits for the requests in flight.
 
 What it exposes, to whoever can connect (there is no token here: bind it where only Prometheus can reach it,
@@ -47,7 +47,7 @@ from .listener import ConnectionLimits, Exchange, Listener
 
 __all__ = ["Exposition", "MetricsServer", "Snapshot"]
 
-_log = logging.getLogger("servewatch.exporters.prometheus")
+_log = logging.getLogger("servewatch.detectors.service.prometheus")
 
 LIMITS = ConnectionLimits(max_connections=64, max_connections_per_peer=16, timeout=10.0, idle_timeout=120.0)
 """Connections of the metrics endpoint: a few scrapers, each keeping one connection alive between scrapes."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client.core import GaugeMetricFamily
-from servewatch.exporters.prometheus import Exposition, MetricsServer, Snapshot
+from servewatch.detectors.service.prometheus import Exposition, MetricsServer, Snapshot
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 Usage::
 
-    from servewatch.exporters.prometheus_names import label_name, metric_name, prometheus_unit
+    from servewatch.detectors.service.prometheus_names import label_name, metric_name, prometheus_unit
 
     metric_name("servewatch.inference.duration", "s", "histogram")   # 'servewatch_inference_duration_seconds'
     metric_name("servewatch.inference.requests", "{request}", "counter")  # 'servewatch_inference_requests'
     metric_name("hw.gpu.utilization", "1", "gauge")                  # 'hw_gpu_utilization_ratio'
     label_name("ml.model.name")                                     # 'ml_model_name'
+    label_value(any_value)                  # an OTLP AnyValue as label text: strings as they are, others as JSON
+    target_labels(resource, cut=1024)       # {"job": "namespace/name", "instance": "<service.instance.id>"}
 
 The rules: characters outside ``[a-zA-Z0-9_:]`` become ``_`` and runs of ``_`` collapse to one; a leading
 digit gets a ``_`` in front (label names: ``key_``). The unit is translated (``s`` -> ``seconds``, ``ms`` ->
@@ -21,9 +23,14 @@ not given a second one).
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from typing import Any
 
-__all__ = ["label_name", "metric_name", "prometheus_unit", "sanitize"]
+from prometheus_client.utils import floatToGoString
+
+__all__ = ["label_name", "label_value", "metric_name", "prometheus_unit", "sanitize", "target_labels"]
 
 _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
@@ -88,6 +95,38 @@ def metric_name(name: str, unit: str, kind: str) -> str:
     if base[:1].isdigit():
         base = "_" + base
     return base
+
+
+def target_labels(resource: dict[str, Any], cut: int) -> dict[str, str]:
+    """``job`` (``service.namespace/service.name``) and ``instance`` (``service.instance.id``), cut at ``cut``."""
+    name = label_value(resource["service.name"]) if "service.name" in resource else ""
+    namespace = label_value(resource["service.namespace"]) if "service.namespace" in resource else ""
+    job = f"{namespace}/{name}" if namespace and name else name
+    instance = label_value(resource["service.instance.id"]) if "service.instance.id" in resource else ""
+    return {"job": job[:cut], "instance": instance[:cut]}
+
+
+def label_value(value: Any) -> str:
+    """An OTLP ``AnyValue`` as label text (strings as they are, other types as JSON)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "bool_value":
+        return "true" if value.bool_value else "false"
+    if which == "int_value":
+        return str(value.int_value)
+    if which == "double_value":
+        number = value.double_value
+        return repr(number) if math.isfinite(number) else floatToGoString(number)
+    if which == "bytes_value":
+        import base64
+
+        return base64.b64encode(value.bytes_value).decode()
+    if which == "array_value":
+        return json.dumps([label_value(item) for item in value.array_value.values])
+    if which == "kvlist_value":
+        return json.dumps({kv.key: label_value(kv.value) for kv in value.kvlist_value.values})
+    return ""
 
 
 def _clean(text: str) -> str:

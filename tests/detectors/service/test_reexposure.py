@@ -17,9 +17,9 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
-from servewatch.exporters.prometheus import Exposition
-from servewatch.exporters.prometheus_names import label_name, metric_name
-from servewatch.exporters.prometheus_otlp import MetricLimits, OtlpMetrics
+from servewatch.detectors.service.prometheus import Exposition
+from servewatch.detectors.service.prometheus_names import label_name, metric_name
+from servewatch.detectors.service.reexposure import MetricLimits, OtlpMetrics
 
 DELTA = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA,
          UpDownCounter: AggregationTemporality.DELTA}

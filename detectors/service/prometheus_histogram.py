@@ -2,7 +2,7 @@
 
 Usage::
 
-    from servewatch.exporters.prometheus_histogram import Explicit, Exponential
+    from servewatch.detectors.service.prometheus_histogram import Explicit, Exponential
 
     state = Explicit.from_point(point)               # an OTLP HistogramDataPoint
     state.add(Explicit.from_point(next_delta_point))  # delta temporality: counts add up (same bounds)
