@@ -42,6 +42,7 @@ from typing import Any
 
 from .duration import format_duration, parse_duration
 from .errors import SpecError
+from .metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTICS  # the names' one home
 
 __all__ = [
     "CATEGORICAL_STATISTICS",
@@ -62,11 +63,7 @@ __all__ = [
     "parse_spec",
 ]
 
-NUMERIC_STATISTICS = ("ks", "d1", "psi", "js", "hellinger", "wasserstein")
-"""Statistics computed between numeric columns (see :mod:`servewatch.detectors`)."""
-CATEGORICAL_STATISTICS = ("linf", "d1", "psi", "js", "hellinger", "chi2", "cramers_v")
-"""Statistics computed between categorical columns."""
-_STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
+_STATISTICS = STATISTICS
 
 
 @dataclass(frozen=True)
