@@ -30,13 +30,7 @@ from support import Capture
 
 T0 = 1_800_000_000.0
 TRITON = """\
-nv_inference_request_success{model="resnet",version="1"} 90
-nv_inference_request_duration_us{model="resnet",version="1"} 2000000
-nv_inference_count{model="resnet",version="1"} 400
-nv_inference_exec_count{model="resnet",version="1"} 50
-nv_inference_compute_input_duration_us{model="resnet",version="1"} 10000
 nv_inference_compute_infer_duration_us{model="resnet",version="1"} 1500000
-nv_inference_compute_output_duration_us{model="resnet",version="1"} 20000
 nv_gpu_utilization{gpu_uuid="GPU-0"} 0.75
 nv_gpu_memory_total_bytes{gpu_uuid="GPU-0"} 85899345920
 nv_gpu_memory_used_bytes{gpu_uuid="GPU-0"} 4294967296
