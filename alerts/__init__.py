@@ -24,9 +24,10 @@ the process that produced them, its own gauges get the scrape's. The end-to-end 
 
 from __future__ import annotations
 
+from servewatch.monitoring import Config, Timing, dump_yaml
+
 from .alertmanager import Receivers, alertmanager_config
-from .config import Config, Timing
-from .rule import Alert, Group, Recording, dump_yaml
+from .rule import Alert, Group, Recording
 from .rule_tests import rule_tests
 from .rules import alert_names, render_rules, rule_groups
 

@@ -3,7 +3,7 @@
 Usage::
 
     from servewatch.alerts import Config, alertmanager_config, Receivers
-    from servewatch.alerts.rule import dump_yaml
+    from servewatch.alerts import dump_yaml
 
     document = alertmanager_config(spec, Config(), Receivers(pager="https://pager/hook",
                                                              tickets="https://tickets/hook"))
@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from servewatch.duration import format_duration
+from servewatch.monitoring import Config, one_of
 from servewatch.spec import Spec
 
-from .config import Config
-from .promql import one_of
 from .rules import rule_groups
 
 __all__ = ["Receivers", "alertmanager_config"]

@@ -20,17 +20,14 @@ import argparse
 import os
 
 from servewatch.cli import http_url
-from servewatch.duration import parse_duration
-from servewatch.errors import ServewatchError
+from servewatch.monitoring import add_config_arguments, config_from_args, dump_yaml
 from servewatch.spec import load_spec
 
 from .alertmanager import Receivers, alertmanager_config
-from .config import Config
-from .rule import dump_yaml
 from .rule_tests import rule_tests
 from .rules import render_rules, rule_groups
 
-__all__ = ["add_arguments", "add_config_arguments", "config_from_args", "run"]
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,54 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--pager-url", type=http_url, default=Receivers.pager, help="webhook of critical alerts")
     parser.add_argument("--ticket-url", type=http_url, default=Receivers.tickets, help="webhook of warnings")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
-    """The :class:`Config` options; the objectives and the time scale are shared with ``servewatch dashboards``
-    (``rules=False``: give both commands the same values)."""
-    defaults = Config()
-    parser.add_argument(
-        "--availability",
-        type=float,
-        default=defaults.availability,
-        help=f"share of requests that must succeed (default {defaults.availability})",
-    )
-    parser.add_argument(
-        "--latency-p99",
-        default=f"{defaults.latency_p99:g}s",
-        help="p99 request duration above which latency alerts (default %(default)s)",
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        help="factor on the durations the spec does not give (default: the spec's bucket / 60s)",
-    )
-    if not rules:
-        return
-    parser.add_argument(
-        "--detector-job",
-        default=defaults.detector_job,
-        help="Prometheus job that scrapes `servewatch detect` (default %(default)s)",
-    )
-    parser.add_argument(
-        "--runbook-url",
-        default=defaults.runbook_url,
-        help="runbook URL pattern, {alertname} replaced (default %(default)s)",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The :class:`Config` the options describe (``ServewatchError`` with the reason on a bad value)."""
-    try:
-        return Config(
-            availability=args.availability,
-            latency_p99=parse_duration(args.latency_p99),
-            detector_job=getattr(args, "detector_job", Config.detector_job),
-            runbook_url=getattr(args, "runbook_url", Config.runbook_url),
-            time_scale=args.time_scale,
-        )
-    except ValueError as error:
-        raise ServewatchError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:

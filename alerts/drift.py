@@ -36,42 +36,23 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from servewatch.spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column
+from servewatch import metrics
+from servewatch.metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTIC_NAMES
+from servewatch.monitoring import Matcher, Scope, Timing, none_of, one_of, selector, statistics_of
+from servewatch.spec import Column
 
-from .config import Timing
-from .promql import Matcher, none_of, one_of, selector
 from .rule import Alert, Recording
-from .scope import Scope
 
 __all__ = [
     "DRIFT_ALERTS",
     "RATIO_RULES",
-    "STATISTICS",
-    "STATISTIC_NAMES",
     "Clause",
     "drift_alerts",
     "held",
     "held_records",
     "quality_alerts",
-    "statistics_of",
     "threshold_clauses",
 ]
-
-STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
-"""Every statistic the detector exports as ``servewatch_drift_<name>``, in display order."""
-
-STATISTIC_NAMES = {
-    "ks": "KS",
-    "d1": "D1",
-    "psi": "PSI",
-    "js": "JS divergence",
-    "hellinger": "Hellinger distance",
-    "wasserstein": "Wasserstein distance",
-    "linf": "L-infinity",
-    "chi2": "chi-squared",
-    "cramers_v": "Cramér's V",
-}
-"""How a statistic is spelled in titles and descriptions."""
 
 DRIFT_ALERTS = {"input": "ServewatchInputDrift", "prediction": "ServewatchPredictionDrift"}
 _NOUN = {"input": "input feature", "prediction": "prediction"}
@@ -81,8 +62,8 @@ _SUMMARY = {
 }
 
 RATIO_RULES = {
-    "missing": ("ServewatchMissingValues", "servewatch_quality_missing_ratio"),
-    "range": ("ServewatchValuesOutOfRange", "servewatch_quality_out_of_range_ratio"),
+    "missing": ("ServewatchMissingValues", metrics.quality("missing_ratio")),
+    "range": ("ServewatchValuesOutOfRange", metrics.quality("out_of_range_ratio")),
 }
 """Rules alerted on with their own ratio (the rest go through ``servewatch_quality_rule_violated``)."""
 
@@ -101,20 +82,6 @@ class Clause:
         if self.features is not None:
             return one_of(self.features)
         return none_of(self.excluded) if self.excluded else None
-
-
-def statistics_of(scope: Scope, signal: str) -> list[str]:
-    """The statistics with a threshold that apply to a column of ``signal`` (every statistic with a threshold
-    when the spec lists no columns: automatic columns may be of either type)."""
-    columns = scope.columns(signal)
-    named = set(scope.model.thresholds) | {name for column in columns for name in column.thresholds}
-    if columns:
-        kinds = {column.type for column in columns}
-        applicable = set(NUMERIC_STATISTICS if "numeric" in kinds else ()) | set(
-            CATEGORICAL_STATISTICS if "categorical" in kinds else ()
-        )
-        named &= applicable
-    return [name for name in STATISTICS if name in named]
 
 
 def threshold_clauses(scope: Scope, signal: str, statistic: str, tier: str) -> list[Clause]:
@@ -140,18 +107,19 @@ def held(metric: str) -> str:
 
 def held_records(alerts: Iterable[Alert]) -> list[Recording]:
     """The :func:`held` recording rule of every gauge ``alerts`` read held, in order of first use."""
-    metrics = dict.fromkeys(m for alert in alerts for m in re.findall(r"feature:(servewatch_\w+):held", alert.expr))
+    held_pattern = re.escape(held("@")).replace("@", r"(\w+)")
+    gauges = dict.fromkeys(m for alert in alerts for m in re.findall(held_pattern, alert.expr))
     records = []
-    for metric in metrics:
+    for metric in gauges:
         rule = next((r for r, (_, ratio) in RATIO_RULES.items() if ratio == metric), None)
-        if metric.startswith("servewatch_drift_"):
+        if metric.startswith(metrics.drift("")):
             known = f"{metric}\n  unless\n  {metric} <= {metric}_noise"
         elif rule is not None:
-            violated = selector("servewatch_quality_rule_violated", rule=rule)
+            violated = selector(metrics.QUALITY_RULE_VIOLATED, rule=rule)
             known = f"{metric}\n  and ignoring (rule)\n  {violated} == 1"
         else:
             known = metric
-        kept = f"{held(metric)}\n  and ignoring (reason, rule)\n  servewatch_verdict_unknown == 1"
+        kept = f"{held(metric)}\n  and ignoring (reason, rule)\n  {metrics.VERDICT_UNKNOWN} == 1"
         records.append(Recording(held(metric), f"(\n  {known}\n)\nor\n(\n  {kept}\n)"))
     return records
 
@@ -165,7 +133,7 @@ def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
                 clauses = threshold_clauses(scope, signal, statistic, tier)
                 if not clauses:
                     continue
-                metric = held(f"servewatch_drift_{statistic}")
+                metric = held(metrics.drift(statistic))
                 expr = _union(
                     f"{selector(metric, model=scope.label, signal=signal, feature=c.feature_matcher())} "
                     f">= {c.value:g}"
@@ -223,7 +191,7 @@ def quality_alerts(scope: Scope, timing: Timing) -> list[Alert]:
                 **timed,
             )
         )
-    violated = selector(held("servewatch_quality_rule_violated"), model=scope.label, rule=none_of(RATIO_RULES))
+    violated = selector(held(metrics.QUALITY_RULE_VIOLATED), model=scope.label, rule=none_of(RATIO_RULES))
     alerts.append(
         Alert(
             "ServewatchDataQualityRuleViolated",
@@ -236,7 +204,7 @@ def quality_alerts(scope: Scope, timing: Timing) -> list[Alert]:
             **timed,
         )
     )
-    samples = selector("servewatch_window_samples", model=scope.label)
+    samples = selector(metrics.WINDOW_SAMPLES, model=scope.label)
     alerts.append(
         Alert(
             "ServewatchWindowTooFewSamples",

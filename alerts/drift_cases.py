@@ -4,7 +4,7 @@ Usage::
 
     from servewatch.alerts.drift_cases import drift_tests
     from servewatch.alerts.harness import Harness
-    from servewatch.alerts.scope import scopes
+    from servewatch.monitoring import scopes
 
     harness = Harness(spec, Config())
     groups = [group for scope in scopes(spec) for group in drift_tests(harness, scope)]
@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from servewatch.spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, Column, Threshold
+from servewatch import metrics
+from servewatch.metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTICS
+from servewatch.monitoring import Scope
+from servewatch.spec import Column, Threshold
 
 from .harness import SYNTHETIC, Firing, Harness, series
-from .scope import Scope
 
 __all__ = ["drift_tests"]
 
@@ -46,11 +48,7 @@ def drift_tests(harness: Harness, scope: Scope) -> list[dict[str, Any]]:
 
 def _statistics(scope: Scope, signal: str) -> list[str]:
     named = set(scope.model.thresholds) | {s for column in scope.columns(signal) for s in column.thresholds}
-    return [
-        s
-        for s in dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS)
-        if s in named and any(_applies(s, column) for column in _columns(scope, signal))
-    ]
+    return [s for s in STATISTICS if s in named and any(_applies(s, column) for column in _columns(scope, signal))]
 
 
 def _columns(scope: Scope, signal: str) -> list[Column | None]:
@@ -82,7 +80,7 @@ def _drift_test(harness: Harness, scope: Scope, signal: str, alertname: str, sta
             ]
             inputs.append(
                 {
-                    "series": series(f"servewatch_drift_{statistic}", case_labels),
+                    "series": series(metrics.drift(statistic), case_labels),
                     "values": f"{value!r}x{harness.samples(2 * (hold + keep) + 12 * step)}",
                 }
             )
@@ -98,20 +96,20 @@ def _drift_test(harness: Harness, scope: Scope, signal: str, alertname: str, sta
         up = int(drop // step)
         inputs.append(
             {
-                "series": series(f"servewatch_drift_{statistic}", timed),
+                "series": series(metrics.drift(statistic), timed),
                 "values": f"{value!r}x{up - 1} 0x{harness.samples(keep + 12 * step)}",
             }
         )
         fired = [(timed, tier, value) for tier in tiers]
         later = harness.samples(2 * (hold + keep) + 12 * step)
-        metric = f"servewatch_drift_{statistic}"
+        metric = metrics.drift(statistic)
         stopped = {}
         for case in ("unknown", "gone"):
             stopped[case] = {**labels, "case": case}
             inputs.append({"series": series(metric, stopped[case]), "values": f"{value!r}x{up - 1} stale _x{later}"})
         inputs.append(
             {
-                "series": series("servewatch_verdict_unknown", {**stopped["unknown"], "reason": "no_traffic"}),
+                "series": series(metrics.VERDICT_UNKNOWN, {**stopped["unknown"], "reason": "no_traffic"}),
                 "values": f"_x{up} 1x{later}",
             }
         )

@@ -22,12 +22,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from servewatch.duration import format_duration
+from servewatch.monitoring import Config, Scope, Timing, quote, scopes
 from servewatch.spec import Spec
 
-from .config import Config, Timing
-from .promql import quote
 from .rules import rule_groups
-from .scope import Scope, scopes
 
 __all__ = ["SYNTHETIC", "Firing", "Harness", "series"]
 

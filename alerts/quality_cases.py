@@ -4,7 +4,7 @@ Usage::
 
     from servewatch.alerts.harness import Harness
     from servewatch.alerts.quality_cases import quality_test, stale_test
-    from servewatch.alerts.scope import scopes
+    from servewatch.monitoring import scopes
 
     harness = Harness(spec, Config())
     groups = [test(harness, scope) for scope in scopes(spec) for test in (quality_test, stale_test)]
@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from servewatch import metrics
+from servewatch.monitoring import Scope
+
 from .harness import SYNTHETIC, Firing, Harness, series
-from .scope import Scope
 
 __all__ = ["quality_test", "stale_test", "traffic_test"]
 
@@ -58,13 +60,13 @@ def quality_test(harness: Harness, scope: Scope) -> dict[str, Any]:
             for alertname, metric, rule, limit in (
                 (
                     "ServewatchMissingValues",
-                    "servewatch_quality_missing_ratio",
+                    metrics.quality("missing_ratio"),
                     "missing",
                     column.rules.max_missing_ratio,
                 ),
                 (
                     "ServewatchValuesOutOfRange",
-                    "servewatch_quality_out_of_range_ratio",
+                    metrics.quality("out_of_range_ratio"),
                     "range",
                     column.rules.max_out_of_range_ratio if ranged else None,
                 ),
@@ -79,7 +81,7 @@ def quality_test(harness: Harness, scope: Scope) -> dict[str, Any]:
                     inputs.append({"series": series(metric, case_labels), "values": f"{value!r}x{n}"})
                     inputs.append(
                         {
-                            "series": series("servewatch_quality_rule_violated", {**case_labels, "rule": rule}),
+                            "series": series(metrics.QUALITY_RULE_VIOLATED, {**case_labels, "rule": rule}),
                             "values": f"{violated}x{n}",
                         }
                     )
@@ -88,26 +90,26 @@ def quality_test(harness: Harness, scope: Scope) -> dict[str, Any]:
                 if not held[alertname]:
                     unknown = {**labels, "case": "unknown"}
                     stopping(unknown, metric, over)
-                    stopping({**unknown, "rule": rule}, "servewatch_quality_rule_violated", 1.0)
+                    stopping({**unknown, "rule": rule}, metrics.QUALITY_RULE_VIOLATED, 1.0)
                     _unknown(inputs, unknown, up, n)
                     held[alertname].append((unknown, "warning", over))
     rule_labels = {**base, "signal": "input", "feature": SYNTHETIC}
     for rule, value in (("allowed", 1), ("constant", 0), ("missing", 1), ("range", 1)):
         inputs.append(
             {
-                "series": series("servewatch_quality_rule_violated", {**rule_labels, "rule": rule}),
+                "series": series(metrics.QUALITY_RULE_VIOLATED, {**rule_labels, "rule": rule}),
                 "values": f"{value}x{n}",
             }
         )
     firing["ServewatchDataQualityRuleViolated"].append(({**rule_labels, "rule": "allowed"}, "warning", 1.0))
     unknown = {**rule_labels, "case": "unknown"}
-    stopping({**unknown, "rule": "allowed"}, "servewatch_quality_rule_violated", 1.0)
+    stopping({**unknown, "rule": "allowed"}, metrics.QUALITY_RULE_VIOLATED, 1.0)
     _unknown(inputs, unknown, up, n)
     held["ServewatchDataQualityRuleViolated"].append(({**unknown, "rule": "allowed"}, "warning", 1.0))
     need = scope.model.min_samples
     for case, value in (("thin", need - 1), ("enough", need)):
         labels = {**base, "signal": "input", "feature": SYNTHETIC, "case": case}
-        inputs.append({"series": series("servewatch_window_samples", labels), "values": f"{value}x{n}"})
+        inputs.append({"series": series(metrics.WINDOW_SAMPLES, labels), "values": f"{value}x{n}"})
     firing["ServewatchWindowTooFewSamples"].append(
         ({**base, "signal": "input", "feature": SYNTHETIC, "case": "thin"}, "info", float(need - 1))
     )
@@ -123,7 +125,7 @@ def quality_test(harness: Harness, scope: Scope) -> dict[str, Any]:
 def _unknown(inputs: list[dict[str, str]], labels: dict[str, str], up: int, n: int) -> None:
     """``servewatch_verdict_unknown`` of ``labels``' column from sample ``up`` on."""
     unknown = {**labels, "reason": "no_traffic"}
-    inputs.append({"series": series("servewatch_verdict_unknown", unknown), "values": f"_x{up} 1x{n}"})
+    inputs.append({"series": series(metrics.VERDICT_UNKNOWN, unknown), "values": f"_x{up} 1x{n}"})
 
 
 def stale_test(harness: Harness, scope: Scope) -> dict[str, Any]:
@@ -136,11 +138,11 @@ def stale_test(harness: Harness, scope: Scope) -> dict[str, Any]:
     fresh = {**harness.job, **harness.model_labels(scope), "case": "arriving"}
     inputs = [
         {
-            "series": series("servewatch_detector_last_profile_timestamp_seconds", old),
+            "series": series(metrics.LAST_PROFILE_TIMESTAMP, old),
             "values": f"0x{n}",
         },
         {
-            "series": series("servewatch_detector_last_profile_timestamp_seconds", fresh),
+            "series": series(metrics.LAST_PROFILE_TIMESTAMP, fresh),
             "values": f"0+{harness.step!r}x{n}",
         },
     ]
@@ -159,7 +161,7 @@ def traffic_test(harness: Harness, scope: Scope) -> dict[str, Any]:
     base = {**harness.job, **harness.model_labels(scope), "window": shortest}
     rows = {"stopped": f"100x{int(stop // step) - 1} 0x{n}", "serving": f"100x{n}", "idle": f"0x{n}"}
     inputs = [
-        {"series": series("servewatch_window_rows", {**base, "signal": signal, "case": case}), "values": values}
+        {"series": series(metrics.WINDOW_ROWS, {**base, "signal": signal, "case": case}), "values": values}
         for case, values in rows.items()
         for signal in ("input", "prediction")
     ]

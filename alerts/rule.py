@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from servewatch.duration import format_duration
+from servewatch.monitoring.documents import dump_yaml
 
-__all__ = ["Alert", "Group", "Recording", "SEVERITIES", "dump_groups", "dump_yaml"]
+__all__ = ["Alert", "Group", "Recording", "SEVERITIES", "dump_groups"]
 
 SEVERITIES = ("critical", "warning", "info")
 """critical pages someone, warning opens a ticket, info is kept for troubleshooting and routed nowhere."""
@@ -108,25 +107,3 @@ class Group:
 def dump_groups(groups: Iterable[Group], runbook: Callable[[str], str]) -> str:
     """The rule file (``groups:``) as YAML text."""
     return dump_yaml({"groups": [group.to_dict(runbook) for group in groups]})
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style everywhere; multi-line strings as ``|`` literals; no aliases."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _string)
-
-
-def dump_yaml(document: Any) -> str:
-    """``document`` as deterministic block-style YAML (insertion order kept, no line wrapping)."""
-    return yaml.dump(
-        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 16, allow_unicode=True
-    )

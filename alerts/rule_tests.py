@@ -3,7 +3,7 @@
 Usage::
 
     from servewatch.alerts.rule_tests import rule_tests
-    from servewatch.alerts.rule import dump_yaml
+    from servewatch.alerts import dump_yaml
 
     open("rules_test.yml", "w").write(dump_yaml(rule_tests(spec, Config(), rule_file="rules.yml")))
     # promtool test rules rules_test.yml
@@ -27,13 +27,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from servewatch.monitoring import Config, scopes
 from servewatch.spec import Spec
 
-from .config import Config
 from .drift_cases import drift_tests
 from .harness import Harness
 from .quality_cases import quality_test, stale_test, traffic_test
-from .scope import scopes
 from .serving_cases import serving_tests
 
 __all__ = ["rule_tests"]

@@ -16,12 +16,11 @@ latency), ``servewatch.detector`` (detector down, profiles rejected, instrumenta
 
 from __future__ import annotations
 
+from servewatch.monitoring import Config, scopes
 from servewatch.spec import Spec
 
-from .config import Config
 from .drift import drift_alerts, held_records, quality_alerts
 from .rule import Group, dump_groups
-from .scope import scopes
 from .serving import detector_alerts, serving_rules, stale_alert, traffic_alert
 
 __all__ = ["alert_names", "render_rules", "rule_groups"]

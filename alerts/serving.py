@@ -20,12 +20,11 @@ inhibits them like the detector's.
 
 from __future__ import annotations
 
+from servewatch import metrics
 from servewatch.duration import format_duration
+from servewatch.monitoring import Config, Scope, Timing, selector
 
-from .config import Config, Timing
-from .promql import selector
 from .rule import Alert, Recording
-from .scope import Scope
 
 __all__ = [
     "BURN_RATE_TIERS",
@@ -46,7 +45,7 @@ BURN_RATE_TIERS = (
 """(severity, for, long window, short window, burn factor) at production scale (SRE workbook, table 5-8)."""
 
 ERROR_RATIO = "job_ml_model_name:servewatch_inference_errors_per_requests:ratio_rate"
-REQUESTS = "servewatch_inference_requests_total"
+REQUESTS = metrics.INFERENCE_REQUESTS.total
 _BY = "job, ml_model_name"
 
 
@@ -98,7 +97,7 @@ def serving_rules(config: Config, timing: Timing) -> tuple[list[Recording], list
     span = format_duration(timing.window(300.0))
     quantile = (
         f"histogram_quantile(0.99, sum by ({_BY}, le) "
-        f"(rate(servewatch_inference_duration_seconds_bucket[{span}])))"
+        f"(rate({metrics.INFERENCE_DURATION.bucket}[{span}])))"
     )
     alerts.append(
         Alert(
@@ -117,7 +116,7 @@ def serving_rules(config: Config, timing: Timing) -> tuple[list[Recording], list
 def stale_alert(scope: Scope, timing: Timing) -> Alert:
     """No profile of a model for longer than its shortest window: its drift gauges describe the past."""
     stale = timing.stale_after(scope.model)
-    last = selector("servewatch_detector_last_profile_timestamp_seconds", model=scope.label)
+    last = selector(metrics.LAST_PROFILE_TIMESTAMP, model=scope.label)
     return Alert(
         "ServewatchModelProfilesStale",
         f"time() - {last} > {stale:g}",
@@ -136,7 +135,7 @@ def traffic_alert(scope: Scope, timing: Timing) -> Alert:
     stopped (the detector's own count, so it sees a server that still sends empty profiles as well as one
     that sends none). Its drift verdicts are unknown meanwhile; the drift alerts hold."""
     shortest = min(scope.model.windows, key=lambda window: window.seconds)
-    rows = selector("servewatch_window_rows", model=scope.label, window=shortest.name)
+    rows = selector(metrics.WINDOW_ROWS, model=scope.label, window=shortest.name)
     lookback = format_duration(timing.traffic_lookback(scope.model))
     return Alert(
         "ServewatchModelTrafficStopped",
@@ -168,7 +167,7 @@ def detector_alerts(config: Config, timing: Timing) -> list[Alert]:
         ),
         Alert(
             "ServewatchProfilesRejected",
-            f"sum by (job, reason) (rate(servewatch_detector_profiles_rejected_total[{span}])) > 0",
+            f"sum by (job, reason) (rate({metrics.PROFILES_REJECTED}[{span}])) > 0",
             "warning",
             "The detector is rejecting profiles.",
             f'Detector job {{{{ $labels.job }}}} rejected {{{{ printf "%.3g" $value }}}} profiles per second '
@@ -178,7 +177,7 @@ def detector_alerts(config: Config, timing: Timing) -> list[Alert]:
         ),
         Alert(
             "ServewatchInstrumentationErrors",
-            f"sum by (job, instance, error_type) (rate(servewatch_instrumentation_errors_total[{span}])) > 0",
+            f"sum by (job, instance, error_type) (rate({metrics.INSTRUMENTATION_ERRORS.total}[{span}])) > 0",
             "warning",
             "The servewatch instrumentation is failing inside a serving process.",
             f"The instrumentation of {{{{ $labels.job }}}} {{{{ $labels.instance }}}} failed at "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from servewatch import metrics
 from servewatch.duration import format_duration
 
 from .harness import Firing, Harness, series
@@ -42,14 +43,14 @@ def _burn_test(harness: Harness) -> dict[str, Any]:
         labels = {**serving, "ml_model_name": model, "ml_framework": "generic"}
         inputs.append(
             {
-                "series": series("servewatch_inference_requests_total", {**labels, "outcome": "ok"}),
+                "series": series(metrics.INFERENCE_REQUESTS.total, {**labels, "outcome": "ok"}),
                 "values": f"0+{ok}x{n}",
             }
         )
         if errors is not None:
             inputs.append(
                 {
-                    "series": series("servewatch_inference_requests_total", {**labels, "outcome": "error"}),
+                    "series": series(metrics.INFERENCE_REQUESTS.total, {**labels, "outcome": "error"}),
                     "values": f"0+{errors}x{n}",
                 }
             )
@@ -96,7 +97,7 @@ def _latency_test(harness: Harness) -> dict[str, Any]:
             inputs.append(
                 {
                     "series": series(
-                        "servewatch_inference_duration_seconds_bucket",
+                        metrics.INFERENCE_DURATION.bucket,
                         {**labels, "le": le if isinstance(le, str) else f"{le:g}"},
                     ),
                     "values": f"0+{rate}x{n}",
@@ -118,17 +119,17 @@ def _detector_test(harness: Harness) -> dict[str, Any]:
         {"series": series("up", {"job": job, "instance": "a:9108"}), "values": f"0x{n}"},
         {"series": series("up", {"job": job, "instance": "b:9108"}), "values": f"1x{n}"},
         {
-            "series": series("servewatch_detector_profiles_rejected_total", {**harness.job, "reason": "decode"}),
+            "series": series(metrics.PROFILES_REJECTED, {**harness.job, "reason": "decode"}),
             "values": f"0+1x{n}",
         },
         {
-            "series": series("servewatch_detector_profiles_rejected_total", {**harness.job, "reason": "limits"}),
+            "series": series(metrics.PROFILES_REJECTED, {**harness.job, "reason": "limits"}),
             "values": f"3x{n}",
         },
-        {"series": series("servewatch_instrumentation_errors_total", failing), "values": f"0+1x{n}"},
+        {"series": series(metrics.INSTRUMENTATION_ERRORS.total, failing), "values": f"0+1x{n}"},
         {
             "series": series(
-                "servewatch_instrumentation_errors_total",
+                metrics.INSTRUMENTATION_ERRORS.total,
                 {"job": "serving", "instance": "s:2", "error_type": "gpu"},
             ),
             "values": f"7x{n}",

@@ -3,7 +3,7 @@
 Usage::
 
     from servewatch import load_spec
-    from servewatch.alerts import Config
+    from servewatch.monitoring import Config
     from servewatch.dashboards import generate, write
 
     spec = load_spec("servewatch.yaml")
@@ -13,7 +13,7 @@ Usage::
 Or ``servewatch dashboards --spec servewatch.yaml -o out/`` (see :mod:`servewatch.dashboards.cli`). Panels
 are declared with the typed layer of :mod:`servewatch.dashboards.panel` and rendered through grafanalib into
 the JSON Grafana 11 expects (:mod:`servewatch.dashboards.render`); thresholds come from the spec and the
-objectives of :class:`servewatch.alerts.Config`, the values the alert rules enforce. The JSON schema the
+objectives of :class:`servewatch.monitoring.Config`, the values the alert rules enforce. The JSON schema the
 output satisfies is ``dashboard.schema.json`` in this package (:data:`SCHEMA_PATH`).
 """
 
@@ -22,8 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from servewatch.alerts import Config
-
+from servewatch.monitoring import Config
 from servewatch.spec import Spec
 
 from .grafana import provisioning, upload

@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from servewatch.alerts.cli import add_config_arguments, config_from_args
 from servewatch.cli import http_url
-
+from servewatch.monitoring import add_config_arguments, config_from_args
 from servewatch.spec import load_spec
 
 from . import PROVISIONING_FILE, generate, upload, write

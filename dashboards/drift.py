@@ -20,11 +20,9 @@ violations.
 
 from __future__ import annotations
 
-from servewatch.alerts.drift import STATISTIC_NAMES, statistics_of
-from servewatch.alerts.promql import Matcher, selector
-from servewatch.alerts.scope import Scope
-
-from servewatch.spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
+from servewatch import metrics
+from servewatch.metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTIC_NAMES
+from servewatch.monitoring import Matcher, Scope, selector, statistics_of
 
 from .panel import Panel, Step, Target, tiers
 
@@ -42,7 +40,7 @@ _FEATURES = Matcher("=~", "$feature")
 
 def _metric(statistic: str, signal: str, feature: str | Matcher, window: str | None = None) -> str:
     return selector(
-        f"servewatch_drift_{statistic}", model="$model", signal=signal, feature=feature, window=window
+        metrics.drift(statistic), model="$model", signal=signal, feature=feature, window=window
     )
 
 
@@ -50,7 +48,7 @@ def _state(signal: str) -> str:
     """The window state coded 0 ok, 1 warning, 2 critical, 3 unknown, per window (one state is 1 at a time)."""
     parts = [
         f"{code} * max by (window) "
-        f"({selector('servewatch_window_state', model='$model', signal=signal, state=state)})"
+        f"({selector(metrics.WINDOW_STATE, model='$model', signal=signal, state=state)})"
         for code, state in enumerate(_STATES, 1)
     ]
     return "\n+ ".join(parts)
@@ -73,7 +71,7 @@ def column_panels(scope: Scope, signal: str) -> tuple[Panel, ...]:
                 targets.append(
                     Target(
                         selector(
-                            "servewatch_drift_ks_bound", model="$model", signal=signal, feature=column.name
+                            metrics.DRIFT_KS_BOUND, model="$model", signal=signal, feature=column.name
                         ),
                         "{{window}} sketch error bound",
                     )
@@ -175,7 +173,7 @@ def quality_panels(scope: Scope, signal: str) -> tuple[Panel, ...]:
     def ratio(metric: str) -> Target:
         return Target(
             selector(
-                f"servewatch_quality_{metric}",
+                metrics.quality(metric),
                 model="$model",
                 signal=signal,
                 feature=_FEATURES,
@@ -185,7 +183,7 @@ def quality_panels(scope: Scope, signal: str) -> tuple[Panel, ...]:
         )
 
     violated = selector(
-        "servewatch_quality_rule_violated", model="$model", signal=signal, feature=_FEATURES, window="$window"
+        metrics.QUALITY_RULE_VIOLATED, model="$model", signal=signal, feature=_FEATURES, window="$window"
     )
     columns = scope.columns(signal)
     missing = tuple(

@@ -21,9 +21,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from servewatch.alerts.rule import dump_yaml
-
 from servewatch.errors import ServewatchError
+from servewatch.monitoring import dump_yaml
 
 __all__ = ["FOLDER", "provisioning", "upload"]
 

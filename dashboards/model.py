@@ -20,11 +20,9 @@ import hashlib
 import os
 import re
 
-from servewatch.alerts import Config
-from servewatch.alerts.promql import Matcher, selector
-from servewatch.alerts.scope import Scope, scopes
-
+from servewatch import metrics
 from servewatch.duration import format_duration
+from servewatch.monitoring import Config, Matcher, Scope, scopes, selector
 from servewatch.spec import ModelSpec, Spec
 
 from .drift import column_panels, signal_panels
@@ -59,7 +57,7 @@ def _variables(scope: Scope) -> tuple[Variable, ...]:
     if scope.listed:
         model = Variable("model", "Model", "constant", scope.model.name)
     else:
-        last = selector("servewatch_detector_last_profile_timestamp_seconds", model=scope.label)
+        last = selector(metrics.LAST_PROFILE_TIMESTAMP, model=scope.label)
         query = f"label_values({last}, model)"
         model = Variable("model", "Model", "query", query)
     return (
@@ -70,7 +68,7 @@ def _variables(scope: Scope) -> tuple[Variable, ...]:
             "feature",
             "Column",
             "query",
-            f"label_values({selector('servewatch_window_samples', model='$model')}, feature)",
+            f"label_values({selector(metrics.WINDOW_SAMPLES, model='$model')}, feature)",
             multi=True,
             include_all=True,
             default="$__all",
@@ -82,11 +80,11 @@ def _prediction_panels(scope: Scope) -> tuple[Panel, ...]:
     panels = []
     columns = scope.columns("prediction")
     if not columns or any(not column.is_numeric for column in columns):
-        classes = selector("servewatch_prediction_class_total", ml_model_name="$model")
+        classes = selector(metrics.PREDICTION_CLASS.total, ml_model_name="$model")
         panels.append(
             Panel(
                 "Class mix",
-                "Share of each predicted class over time (servewatch.prediction.class; the top classes, "
+                f"Share of each predicted class over time ({metrics.PREDICTION_CLASS.name}; the top classes, "
                 "the rest as other).",
                 "percentunit",
                 (Target(f"sum by (ml_prediction_class) (rate({classes}{RATE}))", "{{ml_prediction_class}}"),),
@@ -109,7 +107,7 @@ def _prediction_panels(scope: Scope) -> tuple[Panel, ...]:
                 (
                     Target(
                         selector(
-                            "servewatch_drift_wasserstein",
+                            metrics.drift("wasserstein"),
                             model="$model",
                             signal="prediction",
                             feature=feature,

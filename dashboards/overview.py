@@ -14,10 +14,8 @@ ratio and p99 latency per model against the objectives, and the detector's own a
 
 from __future__ import annotations
 
-from servewatch.alerts import Config
-from servewatch.alerts.promql import Matcher, selector
-from servewatch.alerts.scope import scopes
-
+from servewatch import metrics
+from servewatch.monitoring import Config, Matcher, scopes, selector
 from servewatch.spec import Spec
 
 from .drift import STATE_MAPPINGS
@@ -35,16 +33,16 @@ def overview_board(spec: Spec, config: Config) -> Board:
     timing = config.timing(spec)
     every = scopes(spec)
     windows = sorted({w for scope in every for w in scope.model.windows}, key=lambda w: w.seconds)
-    severity = selector("servewatch_drift_severity", model=_MODELS, window="$window")
-    unknown = selector("servewatch_window_state", model=_MODELS, state="unknown", window="$window")
-    last = selector("servewatch_detector_last_profile_timestamp_seconds", model=_MODELS)
+    severity = selector(metrics.DRIFT_SEVERITY, model=_MODELS, window="$window")
+    unknown = selector(metrics.WINDOW_STATE, model=_MODELS, state="unknown", window="$window")
+    last = selector(metrics.LAST_PROFILE_TIMESTAMP, model=_MODELS)
     catch_all = every[-1]
     stale_levels = tuple(
         (scope.model.name, tiers(critical=timing.stale_after(scope.model))) for scope in every if scope.listed
     )
-    buckets = selector("servewatch_inference_duration_seconds_bucket", ml_model_name=_MODELS)
-    received = "servewatch_detector_profiles_received_total"
-    rejected = "servewatch_detector_profiles_rejected_total"
+    buckets = selector(metrics.INFERENCE_DURATION.bucket, ml_model_name=_MODELS)
+    received = metrics.PROFILES_RECEIVED
+    rejected = metrics.PROFILES_REJECTED
     firing = 'ALERTS{alertname=~"Servewatch.+",alertstate="firing"}'
     models = Row(
         "Models",
@@ -113,7 +111,7 @@ def overview_board(spec: Spec, config: Config) -> Board:
                 "reqps",
                 (
                     Target(
-                        rate("servewatch_inference_requests_total", "ml_model_name", ml_model_name=_MODELS),
+                        rate(metrics.INFERENCE_REQUESTS.total, "ml_model_name", ml_model_name=_MODELS),
                         "{{ml_model_name}}",
                     ),
                 ),
@@ -164,7 +162,7 @@ def overview_board(spec: Spec, config: Config) -> Board:
                 "s",
                 (
                     Target(
-                        "max by (job, instance) (servewatch_detector_evaluation_duration_seconds)",
+                        f"max by (job, instance) ({metrics.EVALUATION_DURATION})",
                         "{{instance}}",
                     ),
                 ),
@@ -177,8 +175,8 @@ def overview_board(spec: Spec, config: Config) -> Board:
                 "ops",
                 (
                     Target(
-                        f"{rate('servewatch_instrumentation_errors_total', 'job, instance')} or on () "
-                        f"0 * {rate('servewatch_inference_requests_total')}",
+                        f"{rate(metrics.INSTRUMENTATION_ERRORS.total, 'job, instance')} or on () "
+                        f"0 * {rate(metrics.INFERENCE_REQUESTS.total)}",
                         "{{job}} {{instance}}",
                     ),
                 ),
@@ -193,7 +191,7 @@ def overview_board(spec: Spec, config: Config) -> Board:
             "model",
             "Model",
             "query",
-            "label_values(servewatch_detector_last_profile_timestamp_seconds, model)",
+            f"label_values({metrics.LAST_PROFILE_TIMESTAMP}, model)",
             multi=True,
             include_all=True,
             default="$__all",

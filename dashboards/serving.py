@@ -10,15 +10,14 @@ Usage::
 Serving panels read the OTel instruments of the instrumentation by their Prometheus names
 (``servewatch_inference_*``, ``hw_gpu_*``) for ``ml_model_name="$model"``; every ``rate`` uses
 ``$__rate_interval``. The error-ratio and latency panels draw the objectives the alert rules enforce (the
-same :class:`~servewatch.alerts.Config`): the error budget and the fast-burn page level, the p99 objective.
+same :class:`~servewatch.monitoring.Config`): the error budget and the fast-burn page level, the p99 objective.
 Health panels draw the staleness and minimum-sample levels of the model's alerts.
 """
 
 from __future__ import annotations
 
-from servewatch.alerts import Config, Timing
-from servewatch.alerts.promql import Matcher, selector
-
+from servewatch import metrics
+from servewatch.monitoring import Config, Matcher, Timing, selector
 from servewatch.spec import ModelSpec
 
 from .panel import Panel, Target, tiers
@@ -26,7 +25,7 @@ from .panel import Panel, Target, tiers
 __all__ = ["error_ratio", "health_panels", "rate", "serving_panels"]
 
 RATE = "[$__rate_interval]"
-_MODEL = {"ml_model_name": "$model"}
+_MODEL = {metrics.MODEL_LABEL: "$model"}
 
 
 def rate(metric: str, by: str = "", **labels: str | Matcher) -> str:
@@ -37,14 +36,14 @@ def rate(metric: str, by: str = "", **labels: str | Matcher) -> str:
 
 def error_ratio(by: str = "", **labels: str | Matcher) -> str:
     """Failed over all requests; 0 (not nothing) for a model that served requests without an error."""
-    requests = "servewatch_inference_requests_total"
+    requests = metrics.INFERENCE_REQUESTS.total
     total = rate(requests, by, **labels)
     return f"({rate(requests, by, **labels, outcome='error')} or 0 * {total}) / {total}"
 
 
 def serving_panels(config: Config) -> tuple[Panel, ...]:
     """Request rate, error ratio, latency quantiles and distribution, batch size, queue time, GPU."""
-    buckets = "servewatch_inference_duration_seconds_bucket"
+    buckets = metrics.INFERENCE_DURATION.bucket
     quantiles = tuple(
         Target(
             f"histogram_quantile({q}, sum by (le) (rate({selector(buckets, **_MODEL)}{RATE})))",
@@ -52,13 +51,13 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
         )
         for q in (0.5, 0.95, 0.99)
     )
-    batch = "servewatch_inference_batch_size"
+    batch = metrics.INFERENCE_BATCH_SIZE.prometheus
     return (
         Panel(
             "Requests",
             "Requests per second answered by the model, by outcome (ok or error).",
             "reqps",
-            (Target(rate("servewatch_inference_requests_total", "outcome", **_MODEL), "{{outcome}}"),),
+            (Target(rate(metrics.INFERENCE_REQUESTS.total, "outcome", **_MODEL), "{{outcome}}"),),
             stack="normal",
         ),
         Panel(
@@ -73,7 +72,7 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
         ),
         Panel(
             "Latency",
-            "Request duration quantiles from the servewatch_inference_duration_seconds histogram. "
+            f"Request duration quantiles from the {metrics.INFERENCE_DURATION.prometheus} histogram. "
             f"Dashed line: the p99 objective ({config.latency_p99:g} s) of ServewatchModelLatencyHigh.",
             "s",
             quantiles,
@@ -89,7 +88,7 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
         ),
         Panel(
             "Batch size",
-            "Items per inference call: mean and p95 of servewatch_inference_batch_size.",
+            f"Items per inference call: mean and p95 of {metrics.INFERENCE_BATCH_SIZE.prometheus}.",
             "none",
             (
                 Target(f"{rate(batch + '_sum', **_MODEL)} / {rate(batch + '_count', **_MODEL)}", "mean"),
@@ -107,8 +106,8 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
             "s",
             (
                 Target(
-                    f"{rate('servewatch_inference_queue_time_seconds_total', **_MODEL)} / "
-                    f"{rate('servewatch_inference_requests_total', **_MODEL)}",
+                    f"{rate(metrics.QUEUE_TIME.total, **_MODEL)} / "
+                    f"{rate(metrics.INFERENCE_REQUESTS.total, **_MODEL)}",
                     "mean queue time",
                 ),
             ),
@@ -116,9 +115,9 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
         ),
         Panel(
             "GPU utilisation",
-            "Utilisation of each GPU of the processes serving the model (hw.gpu.utilization).",
+            f"Utilisation of each GPU of the processes serving the model ({metrics.GPU_UTILIZATION.name}).",
             "percentunit",
-            (Target(_on_model_hosts("hw_gpu_utilization_ratio"), "{{instance}} GPU {{hw_id}}"),),
+            (Target(_on_model_hosts(metrics.GPU_UTILIZATION.prometheus), "{{instance}} GPU {{hw_id}}"),),
             min=0,
             max=1,
         ),
@@ -127,8 +126,8 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
             "GPU memory in use and its limit, per GPU of the processes serving the model.",
             "bytes",
             (
-                Target(_on_model_hosts("hw_gpu_memory_usage_bytes"), "{{instance}} GPU {{hw_id}} used"),
-                Target(_on_model_hosts("hw_gpu_memory_limit_bytes"), "{{instance}} GPU {{hw_id}} limit"),
+                Target(_on_model_hosts(metrics.GPU_MEMORY_USAGE.prometheus), "{{instance}} GPU {{hw_id}} used"),
+                Target(_on_model_hosts(metrics.GPU_MEMORY_LIMIT.prometheus), "{{instance}} GPU {{hw_id}} limit"),
             ),
             min=0,
         ),
@@ -137,15 +136,15 @@ def serving_panels(config: Config) -> tuple[Panel, ...]:
 
 def _on_model_hosts(metric: str) -> str:
     """``metric`` of the processes that serve ``$model`` (joined on job and instance)."""
-    serving = f"group by (job, instance) ({selector('servewatch_inference_requests_total', **_MODEL)})"
+    serving = f"group by (job, instance) ({selector(metrics.INFERENCE_REQUESTS.total, **_MODEL)})"
     return f"max by (job, instance, hw_id) ({metric}) and on (job, instance) {serving}"
 
 
 def health_panels(model: ModelSpec, timing: Timing) -> tuple[Panel, ...]:
     """Profiles received and rejected, time since the last profile, window sizes."""
-    received = "servewatch_detector_profiles_received_total"
-    rejected = "servewatch_detector_profiles_rejected_total"
-    last = "servewatch_detector_last_profile_timestamp_seconds"
+    received = metrics.PROFILES_RECEIVED
+    rejected = metrics.PROFILES_REJECTED
+    last = metrics.LAST_PROFILE_TIMESTAMP
     stale = timing.stale_after(model)
     return (
         Panel(
@@ -189,7 +188,7 @@ def health_panels(model: ModelSpec, timing: Timing) -> tuple[Panel, ...]:
             "short",
             (
                 Target(
-                    selector("servewatch_window_samples", model="$model", window="$window"),
+                    selector(metrics.WINDOW_SAMPLES, model="$model", window="$window"),
                     "{{signal}} {{feature}}",
                 ),
             ),

@@ -28,6 +28,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from .. import metrics as m
 from .guard import errors
 
 __all__ = ["register_gpu_metrics"]
@@ -64,16 +65,13 @@ def register_gpu_metrics(meter: Meter) -> int:
                 except Exception as error:
                     errors.report("gpu", error)
                     continue
-                yield Observation(value, {"hw.id": device})
+                yield Observation(value, {m.HW_ID_ATTRIBUTE: device})
         return callback
 
-    meter.create_observable_gauge(
-        "hw.gpu.utilization", [gauge(lambda h: pynvml.nvmlDeviceGetUtilizationRates(h).gpu / 100.0)], unit="1",
-        description="Fraction of time the GPU was busy")
-    meter.create_observable_gauge(
-        "hw.gpu.memory.usage", [gauge(lambda h: float(pynvml.nvmlDeviceGetMemoryInfo(h).used))], unit="By",
-        description="GPU memory in use")
-    meter.create_observable_gauge(
-        "hw.gpu.memory.limit", [gauge(lambda h: float(pynvml.nvmlDeviceGetMemoryInfo(h).total))], unit="By",
-        description="GPU memory in total")
+    for instrument, read, description in (
+            (m.GPU_UTILIZATION, lambda h: pynvml.nvmlDeviceGetUtilizationRates(h).gpu / 100.0,
+             "Fraction of time the GPU was busy"),
+            (m.GPU_MEMORY_USAGE, lambda h: float(pynvml.nvmlDeviceGetMemoryInfo(h).used), "GPU memory in use"),
+            (m.GPU_MEMORY_LIMIT, lambda h: float(pynvml.nvmlDeviceGetMemoryInfo(h).total), "GPU memory in total")):
+        meter.create_observable_gauge(instrument.name, [gauge(read)], unit=instrument.unit, description=description)
     return len(devices)

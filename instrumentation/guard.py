@@ -39,6 +39,7 @@ from contextlib import ContextDecorator
 from types import TracebackType
 
 from servewatch.errors import ServewatchError
+from servewatch.metrics import INSTRUMENTATION_ERRORS
 
 __all__ = ["Errors", "errors", "guard"]
 
@@ -61,9 +62,9 @@ class Errors:
             if first:
                 ours = isinstance(error, ServewatchError)  # its reason is the whole story: one line, no traceback
                 reason = f"{type(error).__name__}: {str(error).splitlines()[0] if ours else error}" \
-                    if error is not None else "see servewatch.instrumentation.errors"
+                    if error is not None else f"see {INSTRUMENTATION_ERRORS.name}"
                 log.warning("servewatch: %s failed (%s); serving is not affected, further failures of this kind are "
-                            "only counted (servewatch.instrumentation.errors{error.type=%r})", kind, reason, kind,
+                            "only counted (%s{error.type=%r})", kind, reason, INSTRUMENTATION_ERRORS.name, kind,
                             exc_info=error if isinstance(error, Exception) and not ours else None)
         except Exception:  # logging misconfigured; counting is all we can do, and we must not raise
             pass

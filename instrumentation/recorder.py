@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from servewatch import metrics as m
 from servewatch.profile import Profile
 from servewatch.spec import Spec
 from servewatch.wire import Limits
@@ -56,7 +57,7 @@ class ModelState:
         model_spec = spec.model(name)
         self.inputs = SignalBuffer(name, "input", spec=model_spec, max_columns=max_columns, start=now)
         self.predictions = SignalBuffer(name, "prediction", spec=model_spec, max_columns=max_columns, start=now)
-        self.attributes = {"ml.model.name": name, "ml.framework": framework}
+        self.attributes = {m.MODEL_ATTRIBUTE: name, m.FRAMEWORK_ATTRIBUTE: framework}
         self.created = now
         self.calls = 0
         """Calls recorded (profile-only ones included), for telling whether anything happened since a flush."""

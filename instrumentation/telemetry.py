@@ -47,6 +47,7 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
 
+from .. import metrics as m
 from .guard import errors, guard
 from .recorder import ModelState, Recorder
 from .stats import Histogram as Buckets
@@ -76,20 +77,21 @@ class Telemetry:
     def register(self, meter: Meter) -> None:
         """Create the observable instruments on ``meter``."""
         counter = meter.create_observable_counter
-        counter("servewatch.inference.requests", [self._requests], unit="{request}",
+        counter(m.INFERENCE_REQUESTS.name, [self._requests], unit=m.INFERENCE_REQUESTS.unit,
                 description="Inference requests served, by outcome")
-        counter("servewatch.inference.queue.time", [self._queue_time], unit="s",
+        counter(m.QUEUE_TIME.name, [self._queue_time], unit=m.QUEUE_TIME.unit,
                 description="Time requests spent queued before inference (cumulative)")
-        for signal, noun in (("input", "input feature"), ("prediction", "prediction")):
-            counter(f"servewatch.{signal}.values", [self._column_counts(signal, 0)], unit="{value}",
+        for signal, noun, values in (("input", "input feature", m.INPUT_VALUES),
+                                     ("prediction", "prediction", m.PREDICTION_VALUES)):
+            counter(values.name, [self._column_counts(signal, 0)], unit=values.unit,
                     description=f"Values seen per {noun}")
-        counter("servewatch.input.missing", [self._column_counts("input", 1)], unit="{value}",
+        counter(m.INPUT_MISSING.name, [self._column_counts("input", 1)], unit=m.INPUT_MISSING.unit,
                 description="Missing values (None, NaN) per input feature")
-        counter("servewatch.input.invalid", [self._column_counts("input", 2)], unit="{value}",
+        counter(m.INPUT_INVALID.name, [self._column_counts("input", 2)], unit=m.INPUT_INVALID.unit,
                 description="Values of the wrong type or infinite per input feature")
-        counter("servewatch.prediction.class", [self._classes], unit="{prediction}",
+        counter(m.PREDICTION_CLASS.name, [self._classes], unit=m.PREDICTION_CLASS.unit,
                 description="Predictions per class (the first 20 classes seen; the rest as other)")
-        counter("servewatch.instrumentation.errors", [self._errors], unit="{error}",
+        counter(m.INSTRUMENTATION_ERRORS.name, [self._errors], unit=m.INSTRUMENTATION_ERRORS.unit,
                 description="Failures inside the servewatch instrumentation (never raised into requests)")
 
     # -- observable callbacks ------------------------------------------------------------------------------
@@ -141,18 +143,18 @@ class Telemetry:
             for state in self.recorder.states():
                 counts = _locked(state, (state.inputs if signal == "input" else state.predictions).counts)
                 for name, values in (counts or {}).items():
-                    yield Observation(values[which], {**state.attributes, "ml.feature.name": name})
+                    yield Observation(values[which], {**state.attributes, m.FEATURE_ATTRIBUTE: name})
         return callback
 
     def _classes(self, options: CallbackOptions) -> Iterable[Observation]:
         for state in self.recorder.states():
             classes = _locked(state, state.predictions.classes)
             for name, count in (classes or {}).items():
-                yield Observation(count, {**state.attributes, "ml.prediction.class": name})
+                yield Observation(count, {**state.attributes, m.PREDICTION_CLASS_ATTRIBUTE: name})
 
     def _errors(self, options: CallbackOptions) -> Iterable[Observation]:
         for kind, count in errors.counts().items():
-            yield Observation(count, {"error.type": kind})
+            yield Observation(count, {m.ERROR_TYPE_ATTRIBUTE: kind})
 
     # -- produced histograms -------------------------------------------------------------------------------
 
@@ -170,11 +172,11 @@ class Telemetry:
                         if point is not None:
                             points[which].append(point)
         metrics = []
-        for which, name, unit, description in (
-                ("duration", "servewatch.inference.duration", "s", "Duration of inference calls, per request"),
-                ("batch_size", "servewatch.inference.batch.size", "{item}", "Rows per inference call")):
+        for which, instrument, description in (
+                ("duration", m.INFERENCE_DURATION, "Duration of inference calls, per request"),
+                ("batch_size", m.INFERENCE_BATCH_SIZE, "Rows per inference call")):
             if points[which]:
-                metrics.append(Metric(name=name, description=description, unit=unit,
+                metrics.append(Metric(name=instrument.name, description=description, unit=instrument.unit,
                                       data=Histogram(data_points=points[which], aggregation_temporality=temporality)))
         return metrics
 
@@ -202,8 +204,8 @@ class Telemetry:
 
 def _attributes(state: ModelState, outcome: str, route: str | None) -> dict[str, str]:
     if route is None:
-        return {**state.attributes, "outcome": outcome}
-    return {**state.attributes, "outcome": outcome, "http.route": route}
+        return {**state.attributes, m.OUTCOME: outcome}
+    return {**state.attributes, m.OUTCOME: outcome, m.ROUTE_ATTRIBUTE: route}
 
 
 def _locked(state: ModelState, read: Callable[[], Any]) -> Any:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .duration import format_duration, parse_duration
+from .metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTICS  # the names' one home
 
 __all__ = [
     "CATEGORICAL_STATISTICS",
@@ -38,11 +39,6 @@ __all__ = [
     "Window",
 ]
 
-NUMERIC_STATISTICS = ("ks", "d1", "psi", "js", "hellinger", "wasserstein")
-"""Statistics computed between numeric columns (see :mod:`servewatch.detectors`)."""
-CATEGORICAL_STATISTICS = ("linf", "d1", "psi", "js", "hellinger", "chi2", "cramers_v")
-"""Statistics computed between categorical columns."""
-STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ import logging
 import threading
 from collections import Counter
 
+from ...metrics import MODEL_FAILURES
+
 __all__ = ["Failures"]
 
 _log = logging.getLogger("servewatch.detect")
@@ -47,9 +49,8 @@ class Failures:
             self._failing.add(key)
         if first:
             where = f"{model}/{signal}" if model else "the store"
-            _log.error("%s: %s failed (%s: %s); the other models go on. Further failures are counted in "
-                       "servewatch_detector_model_failures_total, not logged", where, stage, type(error).__name__,
-                       error, exc_info=error)
+            _log.error("%s: %s failed (%s: %s); the other models go on. Further failures are counted in %s, "
+                       "not logged", where, stage, type(error).__name__, error, MODEL_FAILURES, exc_info=error)
 
     def clear(self, stage: str, model: str, signal: str) -> None:
         """The (model, signal, stage) worked: log the recovery if it was failing."""

@@ -8,7 +8,7 @@ Usage::
     activity.profiles(accepted=3, model="fraud", at=time.time())
     exposition.register(activity)                      # a collector: counters read at scrape time
 
-Per (model, signal, feature, window), the names of DESIGN.md:
+Per (model, signal, feature, window), the names of DESIGN.md (spelled once, in :mod:`servewatch.metrics`):
 
 - ``servewatch_window_samples``: values in the window (always, reference or not);
 - ``servewatch_drift_<statistic>`` (``ks``, ``d1``, ``psi``, ``js``, ``hellinger``, ``wasserstein``; for
@@ -54,37 +54,29 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from ... import metrics as m
 from .listener import Listener
 from .reexposure import OtlpMetrics
-from ...spec import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS
 from .evaluator import STATES, WindowResult
 from .store import Store
 
 __all__ = ["Activity", "Gauges", "result_families"]
 
-_LABELS = ["model", "signal", "feature", "window"]
-_WINDOW = ["model", "signal", "window"]
-_STATISTICS = tuple(dict.fromkeys(NUMERIC_STATISTICS + CATEGORICAL_STATISTICS))
-_SEVERITY = {"ok": 0, "warning": 1, "critical": 2}
-"""``servewatch_drift_severity`` of each known verdict (an unknown one exports none)."""
-_QUALITY = ("missing_ratio", "invalid_ratio", "out_of_range_ratio", "not_allowed_ratio", "new_category_ratio")
-
-
-_FAMILIES: dict[str, tuple[str, list[str]]] = {
-    "servewatch_window_samples": ("Values of the feature in the window", _LABELS),
-    **{f"servewatch_drift_{name}": (f"{name} between the window and its reference", _LABELS) for name in _STATISTICS},
-    **{f"servewatch_drift_{name}_noise": (f"Level sampling noise alone gives servewatch_drift_{name} at these "
-                                         "counts", _LABELS) for name in _STATISTICS},
-    "servewatch_drift_ks_bound": ("Sketch error bound of servewatch_drift_ks", _LABELS),
-    "servewatch_drift_severity": ("0 ok, 1 warning, 2 critical (absent while the verdict is unknown)", _LABELS),
-    "servewatch_verdict_unknown": ("1 while the column's verdict is unknown, and why", [*_LABELS, "reason"]),
-    **{f"servewatch_quality_{name}": (f"{name.replace('_', ' ')} in the window", _LABELS) for name in _QUALITY},
-    "servewatch_quality_rule_violated": ("1 while the data-quality rule is violated", [*_LABELS, "rule"]),
-    "servewatch_window_rows": ("Rows in the window", _WINDOW),
-    "servewatch_window_state": ("1 for the window's state (ok, warning, critical, unknown), 0 for the others",
-                                [*_WINDOW, "state"]),
-    "servewatch_detector_reference_ready": ("1 once the window has a complete reference", _WINDOW),
+_HELP = {
+    m.WINDOW_SAMPLES: "Values of the feature in the window",
+    **{m.drift(name): f"{name} between the window and its reference" for name in m.STATISTICS},
+    **{m.drift_noise(name): f"Level sampling noise alone gives {m.drift(name)} at these counts"
+       for name in m.STATISTICS},
+    m.DRIFT_KS_BOUND: f"Sketch error bound of {m.drift('ks')}",
+    m.DRIFT_SEVERITY: "0 ok, 1 warning, 2 critical (absent while the verdict is unknown)",
+    m.VERDICT_UNKNOWN: "1 while the column's verdict is unknown, and why",
+    **{m.quality(name): f"{name.replace('_', ' ')} in the window" for name in m.QUALITY_RATIOS},
+    m.QUALITY_RULE_VIOLATED: "1 while the data-quality rule is violated",
+    m.WINDOW_ROWS: "Rows in the window",
+    m.WINDOW_STATE: "1 for the window's state (ok, warning, critical, unknown), 0 for the others",
+    m.REFERENCE_READY: "1 once the window has a complete reference",
 }
+_FAMILIES = {name: (_HELP[name], list(labels)) for name, labels in m.DETECTOR_GAUGES.items()}
 
 
 class Gauges:
@@ -120,44 +112,44 @@ def _samples(result: WindowResult) -> dict[str, list[Sample]]:
     def add(name: str, labels: dict[str, str], value: float) -> None:
         out.setdefault(name, []).append(Sample(name, labels, value))
 
-    window = {"model": result.model, "signal": result.signal, "window": result.window.name}
-    add("servewatch_detector_reference_ready", window, 1.0 if result.report is not None else 0.0)
-    add("servewatch_window_rows", window, float(result.rows))
+    window = {m.MODEL: result.model, m.SIGNAL: result.signal, m.WINDOW: result.window.name}
+    add(m.REFERENCE_READY, window, 1.0 if result.report is not None else 0.0)
+    add(m.WINDOW_ROWS, window, float(result.rows))
     state = result.severity
     for name in STATES:
-        add("servewatch_window_state", {**window, "state": name}, 1.0 if name == state else 0.0)
+        add(m.WINDOW_STATE, {**window, m.STATE: name}, 1.0 if name == state else 0.0)
     for feature, count in result.samples.items():
-        add("servewatch_window_samples", _labels(result, feature), float(count))
+        add(m.WINDOW_SAMPLES, _labels(result, feature), float(count))
     for feature, reason in result.unknown.items():
-        add("servewatch_verdict_unknown", {**_labels(result, feature), "reason": reason}, 1.0)
+        add(m.VERDICT_UNKNOWN, {**_labels(result, feature), m.REASON: reason}, 1.0)
     if result.report is None:
         return out
     for feature, column in result.report.columns.items():
         labels = _labels(result, feature)
         for name, statistic in column.statistics.items():
-            if statistic.value is None or name not in _STATISTICS:
+            if statistic.value is None or name not in m.STATISTICS:
                 continue
-            add(f"servewatch_drift_{name}", labels, statistic.value)
+            add(m.drift(name), labels, statistic.value)
             if statistic.noise is not None:
-                add(f"servewatch_drift_{name}_noise", labels, statistic.noise)
+                add(m.drift_noise(name), labels, statistic.noise)
             if name == "ks" and statistic.bound is not None:
-                add("servewatch_drift_ks_bound", labels, statistic.bound)
+                add(m.DRIFT_KS_BOUND, labels, statistic.bound)
         if feature not in result.unknown:
-            add("servewatch_drift_severity", labels, float(_SEVERITY[column.severity]))
+            add(m.DRIFT_SEVERITY, labels, float(m.SEVERITY_CODES[column.severity]))
         for name, ratio in column.quality.items():
-            if ratio is not None and name in _QUALITY:
-                add(f"servewatch_quality_{name}", labels, ratio)
+            if ratio is not None and name in m.QUALITY_RATIOS:
+                add(m.quality(name), labels, ratio)
         for rule in column.rules.values():
             if rule.value is not None:  # a rule with nothing to measure (an empty window) is neither
-                add("servewatch_quality_rule_violated", {**labels, "rule": rule.rule}, 1.0 if rule.violated else 0.0)
+                add(m.QUALITY_RULE_VIOLATED, {**labels, m.RULE: rule.rule}, 1.0 if rule.violated else 0.0)
     for rule in result.report.rules.values():
-        add("servewatch_quality_rule_violated", {**_labels(result, ""), "rule": rule.rule},
+        add(m.QUALITY_RULE_VIOLATED, {**_labels(result, ""), m.RULE: rule.rule},
             1.0 if rule.violated else 0.0)
     return out
 
 
 def _labels(result: WindowResult, feature: str) -> dict[str, str]:
-    return {"model": result.model, "signal": result.signal, "feature": feature, "window": result.window.name}
+    return {m.MODEL: result.model, m.SIGNAL: result.signal, m.FEATURE: feature, m.WINDOW: result.window.name}
 
 
 class Activity:
@@ -195,59 +187,59 @@ class Activity:
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            received = CounterMetricFamily("servewatch_detector_profiles_received",
+            received = CounterMetricFamily(m.PROFILES_RECEIVED,
                                            "Profiles accepted and stored (each counted once)", value=self.received)
-            rejected = CounterMetricFamily("servewatch_detector_profiles_rejected", "Profiles rejected, by reason",
-                                           labels=["reason"])
+            rejected = CounterMetricFamily(m.PROFILES_REJECTED, "Profiles rejected, by reason",
+                                           labels=[m.REASON])
             for reason, count in sorted(self.rejected.items()):
                 rejected.add_metric([reason], count)
-            duplicates = CounterMetricFamily("servewatch_detector_profiles_duplicate",
+            duplicates = CounterMetricFamily(m.PROFILES_DUPLICATE,
                                              "Profiles delivered again and counted once", value=self.duplicates)
-            ignored = CounterMetricFamily("servewatch_detector_records_ignored",
+            ignored = CounterMetricFamily(m.RECORDS_IGNORED,
                                           "Log records that are not servewatch.profile events", value=self.ignored)
-            last = GaugeMetricFamily("servewatch_detector_last_profile_timestamp_seconds",
-                                     "When the detector last accepted a profile of the model", labels=["model"])
+            last = GaugeMetricFamily(m.LAST_PROFILE_TIMESTAMP,
+                                     "When the detector last accepted a profile of the model", labels=[m.MODEL])
             for model, at in sorted(self.last_profile.items()):
                 last.add_metric([model], at)
-            duration = GaugeMetricFamily("servewatch_detector_evaluation_duration_seconds",
+            duration = GaugeMetricFamily(m.EVALUATION_DURATION,
                                          "Duration of the last evaluation of every window",
                                          value=self.evaluation_seconds)
-            requests = CounterMetricFamily("servewatch_detector_requests",
+            requests = CounterMetricFamily(m.REQUESTS,
                                            "OTLP requests, by path and status (gRPC: method and code)",
                                            labels=["path", "code"])
             for (path, code), count in sorted(self.requests.items()):
                 requests.add_metric([path, code], count)
         store = self.store
-        damaged = CounterMetricFamily("servewatch_detector_store_damaged",
+        damaged = CounterMetricFamily(m.STORE_DAMAGED,
                                       "Stored buckets found damaged and started afresh",
                                       value=store.corrupt if store is not None else 0)
-        dropped = CounterMetricFamily("servewatch_detector_columns_dropped",
+        dropped = CounterMetricFamily(m.COLUMNS_DROPPED,
                                       "Columns left out because the model's bucket held the column limit",
-                                      labels=["model"])
-        failures = CounterMetricFamily("servewatch_detector_model_failures",
+                                      labels=[m.MODEL])
+        failures = CounterMetricFamily(m.MODEL_FAILURES,
                                        "Work that failed on one model's data, by stage (maintain, evaluate, store)",
-                                       labels=["model", "stage"])
+                                       labels=[m.MODEL, "stage"])
         if store is not None:
             for model, count in sorted(dict(store.columns_dropped).items()):  # a copy: writers update it
                 dropped.add_metric([model], count)
             for (model, stage), count in sorted(dict(store.failures.counts).items()):
                 failures.add_metric([model, stage], count)
         metrics = self.metrics
-        points = CounterMetricFamily("servewatch_detector_metric_points_received",
+        points = CounterMetricFamily(m.METRIC_POINTS_RECEIVED,
                                      "OTLP metric points received from serving processes",
                                      value=metrics.received if metrics is not None else 0)
-        refused = CounterMetricFamily("servewatch_detector_metric_points_rejected",
-                                      "OTLP metric points rejected, by reason", labels=["reason"])
+        refused = CounterMetricFamily(m.METRIC_POINTS_REJECTED,
+                                      "OTLP metric points rejected, by reason", labels=[m.REASON])
         for reason, count in sorted(metrics.rejected.items() if metrics is not None else ()):
             refused.add_metric([reason], count)
-        series = GaugeMetricFamily("servewatch_detector_metric_series", "Re-exposed serving metric series",
+        series = GaugeMetricFamily(m.METRIC_SERIES, "Re-exposed serving metric series",
                                    value=metrics.series_count if metrics is not None else 0)
         listener = self.connections
-        connections = GaugeMetricFamily("servewatch_detector_connections", "Open OTLP/HTTP connections",
+        connections = GaugeMetricFamily(m.CONNECTIONS, "Open OTLP/HTTP connections",
                                         value=listener.connections if listener is not None else 0)
-        closed = CounterMetricFamily("servewatch_detector_connections_closed",
+        closed = CounterMetricFamily(m.CONNECTIONS_CLOSED,
                                      "OTLP/HTTP connections closed to make room (evicted) or turned away (refused)",
-                                     labels=["reason"])
+                                     labels=[m.REASON])
         closed.add_metric(["evicted"], listener.evicted if listener is not None else 0)
         closed.add_metric(["refused"], listener.refused if listener is not None else 0)
         return [received, rejected, duplicates, ignored, last, duration, requests, damaged, dropped, failures, points,

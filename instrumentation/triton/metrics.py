@@ -56,6 +56,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
+from servewatch import metrics as m
 from servewatch.instrumentation.exposition import samples
 from servewatch.instrumentation.guard import guard
 
@@ -205,39 +206,40 @@ class TritonMetrics:
     def register(self, meter: Meter) -> None:
         """Create the observable instruments on ``meter`` (histograms come from :meth:`produce`)."""
         meter.create_observable_counter(
-            "servewatch.inference.compute.time", [self._compute], unit="s",
+            m.COMPUTE_TIME.name, [self._compute], unit=m.COMPUTE_TIME.unit,
             description="Time the server spent computing, by phase: input, infer, output (cumulative)")
         if self.requests:
             meter.create_observable_counter(
-                "servewatch.inference.requests", [self._requests], unit="{request}",
+                m.INFERENCE_REQUESTS.name, [self._requests], unit=m.INFERENCE_REQUESTS.unit,
                 description="Inference requests served, by outcome")
         if not self.gpus:
             return
-        for name, which, unit, description in (
-                ("hw.gpu.utilization", "utilization", "1", "Fraction of time the GPU was busy"),
-                ("hw.gpu.memory.usage", "memory_used", "By", "GPU memory in use"),
-                ("hw.gpu.memory.limit", "memory_total", "By", "GPU memory in total")):
-            meter.create_observable_gauge(name, [self._gpu(which)], unit=unit, description=description)
+        for instrument, which, description in (
+                (m.GPU_UTILIZATION, "utilization", "Fraction of time the GPU was busy"),
+                (m.GPU_MEMORY_USAGE, "memory_used", "GPU memory in use"),
+                (m.GPU_MEMORY_LIMIT, "memory_total", "GPU memory in total")):
+            meter.create_observable_gauge(instrument.name, [self._gpu(which)], unit=instrument.unit,
+                                          description=description)
 
     def _attributes(self, model: str) -> dict[str, str]:
-        return {"ml.model.name": model, "ml.framework": self.framework}
+        return {m.MODEL_ATTRIBUTE: model, m.FRAMEWORK_ATTRIBUTE: self.framework}
 
     def _compute(self, options: CallbackOptions) -> Iterable[Observation]:
         for model, figures in self.snapshot().models.items():
             for phase, which in _PHASES:
-                yield Observation(getattr(figures, which) / 1e6, {**self._attributes(model), "phase": phase})
+                yield Observation(getattr(figures, which) / 1e6, {**self._attributes(model), m.PHASE: phase})
 
     def _requests(self, options: CallbackOptions) -> Iterable[Observation]:
         for model, figures in self.snapshot().models.items():
-            yield Observation(figures.success, {**self._attributes(model), "outcome": "ok"})
-            yield Observation(figures.failure, {**self._attributes(model), "outcome": "error"})
+            yield Observation(figures.success, {**self._attributes(model), m.OUTCOME: "ok"})
+            yield Observation(figures.failure, {**self._attributes(model), m.OUTCOME: "error"})
 
     def _gpu(self, which: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             for gpu, figures in self.snapshot().gpus.items():
                 value = getattr(figures, which)
                 if value is not None:
-                    yield Observation(value, {"hw.id": gpu})
+                    yield Observation(value, {m.HW_ID_ATTRIBUTE: gpu})
         return callback
 
     def produce(self) -> list[Metric]:
@@ -247,18 +249,18 @@ class TritonMetrics:
         now = time.time_ns()
         durations, batches = [], []
         for model, figures in self.snapshot().models.items():
-            attributes = {**self._attributes(model), "outcome": "ok"}
+            attributes = {**self._attributes(model), m.OUTCOME: "ok"}
             for points, which, count, total in ((durations, "duration", figures.success, figures.request_us / 1e6),
                                                 (batches, "batch_size", figures.executions, figures.inferences)):
                 point = self._point(model, which, attributes, int(count), total, now)
                 if point is not None:
                     points.append(point)
         temporality = AggregationTemporality.DELTA if self.delta else AggregationTemporality.CUMULATIVE
-        return [Metric(name=name, description=description, unit=unit,
+        return [Metric(name=instrument.name, description=description, unit=instrument.unit,
                        data=Histogram(data_points=points, aggregation_temporality=temporality))
-                for name, unit, description, points in (
-                    ("servewatch.inference.duration", "s", "Duration of inference calls, per request", durations),
-                    ("servewatch.inference.batch.size", "{item}", "Rows per inference call", batches))
+                for instrument, description, points in (
+                    (m.INFERENCE_DURATION, "Duration of inference calls, per request", durations),
+                    (m.INFERENCE_BATCH_SIZE, "Rows per inference call", batches))
                 if points]
 
     def _point(self, model: str, which: str, attributes: dict[str, Any], count: int, total: float, now: int,

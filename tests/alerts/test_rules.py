@@ -10,7 +10,8 @@ import promql_parser
 import pytest
 import yaml
 from servewatch.alerts import Config, alert_names, render_rules, rule_groups, rule_tests
-from servewatch.alerts.rule import Alert, Recording, dump_yaml
+from servewatch.alerts import dump_yaml
+from servewatch.alerts.rule import Alert, Recording
 
 from servewatch.spec import Spec, parse_spec
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from servewatch.alerts.promql import selector, one_of
+    from servewatch.monitoring.promql import selector, one_of
 
     selector("servewatch_drift_ks", model="fraud", feature=one_of(["amount", "age"]))
     # 'servewatch_drift_ks{feature=~"amount|age",model="fraud"}'

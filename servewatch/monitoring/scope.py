@@ -2,12 +2,13 @@
 
 Usage::
 
-    from servewatch.alerts.scope import scopes
+    from servewatch.monitoring import scopes, statistics_of
 
     for scope in scopes(spec):
         scope.model          # the ModelSpec whose thresholds, windows and rules apply
         scope.label          # the `model` matcher: "fraud", or !~"fraud|credit" for the unlisted ones
         scope.listed         # False for the catch-all scope
+        statistics_of(scope, "input")   # the statistics with a threshold that apply to its inputs
 
 The detector evaluates a model the spec does not list with the spec's defaults (automatic columns, default
 windows and thresholds), so its rules are the catch-all scope's; a spec with no models has only that scope.
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from servewatch.spec import Column, ModelSpec, Spec
-
+from ..metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTICS
+from ..spec import Column, ModelSpec, Spec
 from .promql import Matcher, none_of
 
-__all__ = ["Scope", "scopes"]
+__all__ = ["Scope", "scopes", "statistics_of"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,17 @@ def scopes(spec: Spec) -> list[Scope]:
     listed = [Scope(model, model.name, True) for model in spec.models]
     names = [model.name for model in spec.models]
     return [*listed, Scope(spec.defaults, none_of(names) if names else None, False)]
+
+
+def statistics_of(scope: Scope, signal: str) -> list[str]:
+    """The statistics with a threshold that apply to a column of ``signal`` (every statistic with a threshold
+    when the spec lists no columns: automatic columns may be of either type)."""
+    columns = scope.columns(signal)
+    named = set(scope.model.thresholds) | {name for column in columns for name in column.thresholds}
+    if columns:
+        kinds = {column.type for column in columns}
+        applicable = set(NUMERIC_STATISTICS if "numeric" in kinds else ()) | set(
+            CATEGORICAL_STATISTICS if "categorical" in kinds else ()
+        )
+        named &= applicable
+    return [name for name in STATISTICS if name in named]

@@ -2,11 +2,14 @@
 
 Usage::
 
-    from servewatch.alerts import Config
+    from servewatch.monitoring import Config
 
     config = Config(availability=0.999, latency_p99=0.5, detector_job="servewatch-detector")
     timing = config.timing(spec)          # every duration of the rules, for this spec
     timing.drift_for(spec.model("fraud"))  # 300.0 with windows [5m, 1h, 1d]
+
+    add_config_arguments(parser)           # --availability, --latency-p99, --time-scale, ... (both commands)
+    config = config_from_args(parser.parse_args())
 
 The spec holds the drift thresholds, rules and windows; this object holds what it does not (the same role as
 a monitoring mixin's ``_config``), shared by the rules, the Alertmanager example and the dashboards so the
@@ -23,11 +26,14 @@ at the detector's interval).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
-from servewatch.spec import ModelSpec, Spec
+from ..duration import parse_duration
+from ..errors import ServewatchError
+from ..spec import ModelSpec, Spec
 
-__all__ = ["Config", "Timing"]
+__all__ = ["Config", "Timing", "add_config_arguments", "config_from_args"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +128,51 @@ class Timing:
 
 def _shortest(model: ModelSpec) -> float:
     return min(window.seconds for window in model.windows)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
+    """The :class:`Config` options; the objectives and the time scale are shared with ``servewatch dashboards``
+    (``rules=False``: give both commands the same values)."""
+    defaults = Config()
+    parser.add_argument(
+        "--availability",
+        type=float,
+        default=defaults.availability,
+        help=f"share of requests that must succeed (default {defaults.availability})",
+    )
+    parser.add_argument(
+        "--latency-p99",
+        default=f"{defaults.latency_p99:g}s",
+        help="p99 request duration above which latency alerts (default %(default)s)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        help="factor on the durations the spec does not give (default: the spec's bucket / 60s)",
+    )
+    if not rules:
+        return
+    parser.add_argument(
+        "--detector-job",
+        default=defaults.detector_job,
+        help="Prometheus job that scrapes `servewatch detect` (default %(default)s)",
+    )
+    parser.add_argument(
+        "--runbook-url",
+        default=defaults.runbook_url,
+        help="runbook URL pattern, {alertname} replaced (default %(default)s)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The :class:`Config` the options describe (``ServewatchError`` with the reason on a bad value)."""
+    try:
+        return Config(
+            availability=args.availability,
+            latency_p99=parse_duration(args.latency_p99),
+            detector_job=getattr(args, "detector_job", Config.detector_job),
+            runbook_url=getattr(args, "runbook_url", Config.runbook_url),
+            time_scale=args.time_scale,
+        )
+    except ValueError as error:
+        raise ServewatchError(str(error)) from None
