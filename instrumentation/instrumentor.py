@@ -47,7 +47,7 @@ from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any, ClassVar
 
-# The module opens with a file-wide "# type: ignore", so mypy sees none of its names.
+# That module opens with a file-wide ignore comment, so mypy sees none of its names.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from .guard import errors
