@@ -5,15 +5,15 @@
 # Debian's python3.11 for .venv-triton (PyTriton).
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-TRITON_VENV := .venv-triton
+TRITON_VENV ?= .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 # torch 2.13.0 (CPU) is the build this machine keeps on disk; TorchServe only needs some torch.
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast bench system system-demo venv venv-triton clean
+.PHONY: demo test test-fast typecheck bench system system-demo venv venv-triton clean
 
 DEMO_OUT := demo-out
 DEMO_STAMP := $(VENV)/.installed-demo
@@ -28,7 +28,7 @@ $(DEMO_STAMP): pyproject.toml
 	$(PIP) install -q -e '.[demo]'
 	touch $@
 
-test: system $(STAMP) $(TRITON_STAMP)
+test: system $(STAMP) $(TRITON_STAMP) typecheck
 	$(VENV)/bin/pytest
 	@if [ -f $(TRITON_STAMP) ]; then \
 	  $(TRITON_VENV)/bin/pytest tests/instrumentation/triton tests/integration/test_triton_pytriton.py tests/integration/test_triton_server.py; \
@@ -36,6 +36,15 @@ test: system $(STAMP) $(TRITON_STAMP)
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not integration and not slow"
+
+# mypy on the whole package as it installs: the source sits in several folders (pyproject's package-dir), so
+# scripts/package_tree.py lays it out as symlinks under build/typecheck and mypy runs there, with the
+# [tool.mypy] settings of pyproject.toml (`make venv` first; `make test` does).
+TYPECHECK := build/typecheck
+typecheck:
+	$(VENV)/bin/python scripts/package_tree.py $(TYPECHECK)
+	cd $(TYPECHECK) && $(abspath $(VENV))/bin/mypy --config-file $(CURDIR)/pyproject.toml \
+	  --cache-dir $(CURDIR)/build/.mypy_cache -p servewatch
 
 # Each benchmark prints its ratios against a baseline measured in the same run (bench/_*.py and
 # bench/*_harness.py are helpers, not benchmarks).

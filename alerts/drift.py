@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 from servewatch import metrics
 from servewatch.metrics import CATEGORICAL_STATISTICS, NUMERIC_STATISTICS, STATISTIC_NAMES
@@ -157,9 +158,17 @@ def drift_alerts(scope: Scope, timing: Timing) -> list[Alert]:
     return alerts
 
 
+class _Timed(TypedDict):
+    """The timing arguments every quality alert of one scope shares."""
+
+    for_: float
+    keep_firing_for: float
+    labels: Mapping[str, str]
+
+
 def quality_alerts(scope: Scope, timing: Timing) -> list[Alert]:
     """Missing and out-of-range ratios over their limits, other violated rules, and thin windows."""
-    timed = {
+    timed: _Timed = {
         "for_": timing.drift_for(scope.model),
         "keep_firing_for": timing.drift_keep_firing(scope.model),
         "labels": scope.labels,

@@ -100,7 +100,7 @@ class Harness:
         extra: Mapping[str, str] = {},
     ) -> list[dict[str, Any]]:
         """One ``alert_rule_test`` per (time, alerts firing then): ``extra`` labels added to each alert."""
-        checks = []
+        checks: list[dict[str, Any]] = []
         for when, firing in evals:
             expected = [
                 self.expected(alertname, {**labels, **extra, "severity": tier}, value)

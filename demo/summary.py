@@ -183,7 +183,7 @@ def format_summary(results: list[Outcome]) -> str:
     header = ["phase", "expected to flag", "flagged (critical), seconds into the phase", "paged", "verdict"]
     rows = [header]
     for r in results:
-        flagged = ", ".join(f"{name} {r.flagged[name]:.1f}s" for name in sorted(r.flagged, key=r.flagged.get))
+        flagged = ", ".join(f"{name} {r.flagged[name]:.1f}s" for name in sorted(r.flagged, key=lambda name: r.flagged[name]))
         paged = ", ".join(sorted({page.feature for page in r.pages if page.feature}))
         rows.append([r.name, ", ".join(r.expected) or "-", flagged or "-", paged or "-",
                      "ok" if r.ok else "FAILED: " + "; ".join(r.problems())])

@@ -87,8 +87,8 @@ class Timeline:
     def _readings(self, result: WindowResult) -> dict[str, Reading]:
         readings = {}
         if result.report is None:
-            for column, samples in result.samples.items():
-                readings[column] = Reading(result.signal, column, samples, "ok")
+            for feature, samples in result.samples.items():
+                readings[feature] = Reading(result.signal, feature, samples, "ok")
             return readings
         for name, column in result.report.columns.items():
             values = {stat: column.statistics[stat].value for stat in _HEADLINE if stat in column.statistics}

@@ -79,7 +79,7 @@ class Days:
         """Indices of the cold half: October to March."""
         return np.flatnonzero((self.day_of_year < 91) | (self.day_of_year > 272))
 
-    def rows(self, features: np.ndarray) -> list[dict[str, float]]:
+    def rows(self, features: np.ndarray) -> list[dict[str, float | None]]:
         """JSON rows ``{"precipitation": ..., ...}`` of a feature array (NaN becomes None: a missing value)."""
         return [{name: (None if value != value else round(float(value), 3)) for name, value in zip(FEATURES, row)}
                 for row in features]
@@ -88,7 +88,7 @@ class Days:
 class WeatherModel:
     """A softmax regression from the four measurements to the weather type; see the module docstring."""
 
-    def __init__(self, classes: Sequence[str], mean: np.ndarray, scale: np.ndarray, weights: np.ndarray,
+    def __init__(self, classes: Sequence[str] | np.ndarray, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray,
                  bias: np.ndarray) -> None:
         self.classes = np.asarray(classes)
         self.mean = np.asarray(mean, dtype=np.float64)

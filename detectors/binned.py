@@ -51,6 +51,8 @@ def shares(reference: ColumnProfile, current: ColumnProfile, bins: int = DEFAULT
     if not reference.is_numeric:
         return category_shares(reference, current)
     ref, cur = Distribution.of(reference), Distribution.of(current)
+    if ref.low is None or ref.high is None:
+        raise ValueError(f"column {reference.name!r}: an empty reference has no bins")
     inner = ref.quantiles(_ranks(bins))  # ascending
     edges = np.append(inner[inner < ref.high], ref.high)
     if edges.size > 1:  # ties merge edges

@@ -194,6 +194,7 @@ def _compare_column(name: str, signal: str, reference: ColumnProfile | None, cur
         if refused is not None:
             result.statistics[stat] = Statistic(stat, None, reason=refused.reason)
         elif stat in _BINNED:  # one binning, and one set of noise levels, serves every binned statistic
+            assert reference is not None  # else refused
             binned = binned or shares(reference, current, bins)
             levels = levels or pair_noise(reference, current, binned[0], alpha)
             result.statistics[stat] = Statistic(stat, FORMULAS[stat](*binned), noise=levels[stat])

@@ -69,9 +69,9 @@ def lower_bound(part: float, whole: int, alpha: float = DEFAULT_ALPHA) -> float:
     return float(betaincinv(part, whole - part + 1, alpha))
 
 
-def ratio_limits(rules: Rules, numeric: bool) -> dict[str, float | None]:
+def ratio_limits(rules: Rules, numeric: bool) -> dict[str, float]:
     """The ratio rules that apply to a column of this kind under ``rules``, with their limits."""
-    limits = {"missing": rules.max_missing_ratio, "invalid": rules.max_invalid_ratio}
+    limits: dict[str, float | None] = {"missing": rules.max_missing_ratio, "invalid": rules.max_invalid_ratio}
     if numeric and (rules.min is not None or rules.max is not None):
         limits["range"] = rules.max_out_of_range_ratio
     if not numeric and rules.allowed is not None:
@@ -114,9 +114,9 @@ def quality_ratios(column: ColumnProfile, rules: Rules | None = None) -> dict[st
 def _sketched_out_of_range(column: ColumnProfile, rules: Rules) -> float:
     view = Distribution.of(column)
     share = 0.0
-    if rules.min is not None and view.low < rules.min:
+    if rules.min is not None and view.low is not None and view.low < rules.min:
         share += float(max(view.cdf_below(np.array([rules.min]))[0], 1.0 / column.valid))
-    if rules.max is not None and view.high > rules.max:
+    if rules.max is not None and view.high is not None and view.high > rules.max:
         share += float(max(1.0 - view.cdf_at(np.array([rules.max]))[0], 1.0 / column.valid))
     return min(share, 1.0)
 

@@ -46,7 +46,7 @@ def tensor_array(tensor: Any) -> np.ndarray:
     """A numpy array of a torch tensor (module docstring)."""
     try:
         if tensor.is_cpu and not tensor.requires_grad:
-            return tensor.numpy()  # type: ignore[no-any-return]
+            return tensor.numpy()
     except (AttributeError, TypeError, RuntimeError):  # a dtype numpy lacks, a tensor subclass of another kind
         pass
     tensor = tensor.detach()
@@ -54,16 +54,16 @@ def tensor_array(tensor: Any) -> np.ndarray:
         tensor = subsample(tensor)
     tensor = tensor.cpu()
     try:
-        return tensor.numpy()  # type: ignore[no-any-return]
+        return tensor.numpy()
     except (TypeError, RuntimeError):  # bfloat16 and other dtypes numpy lacks
-        return tensor.float().numpy()  # type: ignore[no-any-return]
+        return tensor.float().numpy()
 
 
 def as_array(value: Any) -> np.ndarray:
     """A numpy array of a tensor or array-like value; raises :class:`Unsupported`."""
     if isinstance(value, np.ndarray):
         return value
-    cls = type(value)
+    cls: type = type(value)
     if is_tensor_type(cls):
         return tensor_array(value)
     if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
@@ -75,7 +75,8 @@ def as_array(value: Any) -> np.ndarray:
 
 def is_arraylike(value: Any) -> bool:
     """A numpy array or a torch tensor."""
-    return isinstance(value, np.ndarray) or is_tensor_type(type(value))
+    cls: type = type(value)
+    return isinstance(value, np.ndarray) or is_tensor_type(cls)
 
 
 def rectangular(values: Sequence[Any]) -> np.ndarray | None:

@@ -259,7 +259,7 @@ class Extractor:
             return {name: np.array(array, dtype=object)}
         raise Unsupported(f"input {name!r}: an array of dtype {array.dtype} and shape {array.shape}")
 
-    def _strings(self, values: Sequence[Any], prefix: str, *, unnamed: bool = False) -> Batch:
+    def _strings(self, values: Sequence[Any] | np.ndarray, prefix: str, *, unnamed: bool = False) -> Batch:
         if is_text(values):
             return _columns_batch(text_columns(values, prefix))
         if unnamed and self.predictions:

@@ -32,6 +32,10 @@ from .guard import errors, guard
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+
+    from servewatch.exporters.metrics import MetricsPipeline
+    from servewatch.exporters.profiles import ProfileExporter
     from servewatch.profile import Profile
     from servewatch.spec import Spec
 
@@ -51,9 +55,9 @@ class Runtime:
         from .recorder import Recorder
 
         self.recorder = Recorder(self.spec, max_columns=settings.max_columns)
-        self.resource: Any = None
-        self.profile_exporter: Any = None
-        self.metrics: Any = None
+        self.resource: Resource | None = None
+        self.profile_exporter: ProfileExporter | None = None
+        self.metrics: MetricsPipeline | None = None
         self.gpus = 0
         self._sequences: dict[tuple[str, str], int] = {}
         self._sources = 0  # how many of _metric_sources the pipeline has taken
@@ -123,7 +127,7 @@ class Runtime:
             with guard("export.setup"):
                 self.metrics = self._metrics_pipeline(resource)
 
-    def _profile_exporter(self, resource: Any) -> Any:
+    def _profile_exporter(self, resource: Resource) -> ProfileExporter:
         def dropped(count: int) -> None:
             errors.report("profiles.dropped", None, count)
 
@@ -135,7 +139,7 @@ class Runtime:
 
         return OTLPProfileExporter(resource, protocol=self.settings.logs_protocol, on_drop=dropped)
 
-    def _metrics_pipeline(self, resource: Any) -> Any:
+    def _metrics_pipeline(self, resource: Resource) -> MetricsPipeline:
         from servewatch.exporters.metrics import MetricsPipeline, otlp_metric_exporter
 
         from .gpu import register_gpu_metrics

@@ -87,7 +87,7 @@ def image_columns(array: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
     return result
 
 
-def is_text(strings: Sequence[Any]) -> bool:
+def is_text(strings: Sequence[Any] | np.ndarray) -> bool:
     """True when the first strings of a batch look like prose: any holds whitespace or is long."""
     for value in strings[:16]:
         if isinstance(value, str) and (len(value) >= TEXT_MIN_LENGTH or any(c.isspace() for c in value)):
@@ -95,7 +95,7 @@ def is_text(strings: Sequence[Any]) -> bool:
     return False
 
 
-def text_columns(strings: Sequence[Any], prefix: str) -> dict[str, np.ndarray]:
+def text_columns(strings: Sequence[Any] | np.ndarray, prefix: str) -> dict[str, np.ndarray]:
     """Characters and whitespace tokens of each string; anything else (None, numbers) is missing (NaN)."""
     chars = np.fromiter((len(s) if isinstance(s, str) else math.nan for s in strings), np.float64, len(strings))
     tokens = np.fromiter((len(s.split()) if isinstance(s, str) else math.nan for s in strings), np.float64,

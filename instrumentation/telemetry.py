@@ -103,7 +103,7 @@ class Telemetry:
         reading = []
         for state in self.recorder.states():
             with state.lock:
-                entries = []
+                entries: list[tuple[str, str | None, int, Buckets, Buckets | None]] = []
                 for outcome, stats in state.stats.outcomes.items():
                     entries.append((outcome, None, stats.requests, stats.duration.copy(take_extremes=delta),
                                     stats.batch_size.copy(take_extremes=delta)))

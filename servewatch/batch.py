@@ -95,9 +95,9 @@ def _from_mapping(batch: Mapping[str, Any], columns: Sequence[Column] | None, ma
         if values is None:
             result[column.name] = [None] * rows
         elif source.index is not None and source.key is not None:
-            table = _as_2d(np.asarray(values)) if _rectangular(values) else None
-            if table is not None and source.index < table.shape[1]:
-                result[column.name] = table[:, source.index]
+            grid = _as_2d(np.asarray(values)) if _rectangular(values) else None
+            if grid is not None and source.index < grid.shape[1]:
+                result[column.name] = grid[:, source.index]
             else:
                 result[column.name] = [_walk(item, [str(source.index)]) for item in values]
         else:

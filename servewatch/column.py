@@ -252,6 +252,7 @@ def _as_float_array(values: Any) -> np.ndarray | None:
         if values.dtype.kind not in "biuf":
             return None
         return np.ma.filled(values.astype(np.float64), np.nan).reshape(-1)
+    array: np.ndarray | None
     if isinstance(values, np.ndarray):
         array = values
     elif isinstance(values, (list, tuple)):

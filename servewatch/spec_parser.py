@@ -398,4 +398,5 @@ def _join(where: str, key: str) -> str:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: f"the string {value!r}"}.get(type(value), f"{type(value).__name__} {value!r}")
+    kinds: dict[type, str] = {dict: "a mapping", list: "a list", str: f"the string {value!r}"}
+    return kinds.get(type(value), f"{type(value).__name__} {value!r}")

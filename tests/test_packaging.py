@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 import tomllib
@@ -25,6 +27,22 @@ def expected_packages() -> set[str]:
 
 def test_every_subpackage_is_listed() -> None:
     assert expected_packages() == set(CONFIG["packages"])
+
+
+def test_typecheck_tree_lays_out_the_package_as_it_installs(tmp_path: Path) -> None:
+    """scripts/package_tree.py (what `make typecheck` runs mypy on) holds every package and module, once."""
+    spec = importlib.util.spec_from_file_location("package_tree", ROOT / "scripts" / "package_tree.py")
+    assert spec is not None and spec.loader is not None
+    package_tree = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package_tree)
+    package_tree.lay(tmp_path, package_tree.package_dirs())
+    for package in CONFIG["packages"]:
+        assert tmp_path.joinpath(*package.split("."), "__init__.py").is_file(), package
+    laid = sorted(Path(folder, name).resolve() for folder, _, names in os.walk(tmp_path, followlinks=True)
+                  for name in names if name.endswith(".py"))
+    sources = sorted(path.resolve() for folder in CONFIG["package-dir"].values()
+                     for path in (ROOT / folder).rglob("*.py") if "__pycache__" not in path.parts)
+    assert laid == sources
 
 
 @pytest.mark.slow

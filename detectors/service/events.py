@@ -141,11 +141,11 @@ class Events:
                 continue
             self._references[key] = state
             lines.setdefault((result.model, result.signal, *state), []).append(result.window.name)
-        for (model, signal, state, reason), windows in lines.items():
-            if state == "ready":
+        for (model, signal, verdict, reason), windows in lines.items():
+            if verdict == "ready":
                 self.log.info("%s/%s: reference ready (%s); evaluating windows %s", model, signal,
                               results[(model, signal, windows[0])].reference, ", ".join(windows))
-            elif state == "waiting":
+            elif verdict == "waiting":
                 self.log.info("%s/%s: reference not ready (%s); windows %s show sample counts only", model, signal,
                               reason, ", ".join(windows))
             else:

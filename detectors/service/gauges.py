@@ -181,7 +181,7 @@ class Activity:
             if model is not None and accepted:
                 self.last_profile[model] = max(at, self.last_profile.get(model, 0.0))
 
-    def request(self, path: str, code: int) -> None:
+    def request(self, path: str, code: int | str) -> None:
         with self._lock:
             self.requests[(path, str(code))] += 1
 

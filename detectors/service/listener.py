@@ -122,12 +122,13 @@ class Exchange(BaseHTTPRequestHandler):
     """A request handler on a :class:`Listener`: define ``do_GET`` etc. and answer with :meth:`respond`."""
 
     server: Listener
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, which typeshed does not declare
     protocol_version = "HTTP/1.1"
     sys_version = ""
 
     def setup(self) -> None:
         self._record = self.server.record(self.request)
-        self.connection: socket.socket | None = None  # type: ignore[assignment]
+        self.connection: socket.socket | None = None
         self.close_connection = True
         connection: socket.socket = self.request
         if self._record.closed:
@@ -192,9 +193,9 @@ class Exchange(BaseHTTPRequestHandler):
             if self.close_connection or self.server.stopping:
                 self.send_header("Connection", "close")
                 self.close_connection = True
-            self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
-            head = b"".join(self._headers_buffer)  # type: ignore[attr-defined]
-            self._headers_buffer = []  # type: ignore[attr-defined]
+            self._headers_buffer.append(b"\r\n")
+            head = b"".join(self._headers_buffer)
+            self._headers_buffer = []
             assert self.connection is not None
             self.connection.settimeout(self.server.limits.timeout)
             self._transmit(head, b"" if self.command == "HEAD" else payload)

@@ -230,6 +230,7 @@ class OtlpMetrics:
             outcome.accepted += 1
             return
         delta = temporality == _DELTA
+        value: float | Explicit | Exponential | tuple[int, float, list[tuple[float, float]]]
         if data in ("gauge", "sum"):
             value = _number(point)
             if delta and kind == "counter" and value < 0:
@@ -239,12 +240,12 @@ class OtlpMetrics:
                 value += series.value
         elif data == "histogram":
             value = Explicit.from_point(point)
-            if delta and isinstance(series and series.value, Explicit):
-                value = series.value.add(value)  # type: ignore[union-attr]
+            if delta and series is not None and isinstance(series.value, Explicit):
+                value = series.value.add(value)
         elif data == "exponential_histogram":
             value = Exponential.from_point(point)
-            if delta and isinstance(series and series.value, Exponential):
-                value = series.value.add(value)  # type: ignore[union-attr]
+            if delta and series is not None and isinstance(series.value, Exponential):
+                value = series.value.add(value)
         else:
             value = (int(point.count), float(point.sum),
                      [(float(q.quantile), float(q.value)) for q in point.quantile_values])
@@ -298,8 +299,8 @@ class OtlpMetrics:
         limit = now - self.expire_after
         for key in [key for key, series in self._series.items() if series.updated < limit]:
             self.bytes -= self._series.pop(key).size
-        for key in [key for key, (_, updated, _) in self._targets.items() if updated < limit]:
-            self.bytes -= self._targets.pop(key)[2]
+        for target in [target for target, (_, updated, _) in self._targets.items() if updated < limit]:
+            self.bytes -= self._targets.pop(target)[2]
         live = {name for name, _ in self._series}
         for name in [name for name in self._families if name not in live]:
             family = self._families.pop(name)

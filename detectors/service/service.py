@@ -57,7 +57,7 @@ from .committer import Committer
 from .evaluator import Evaluator, WindowResult, format_table
 from .events import Events
 from .gauges import Activity, Gauges
-from .receiver import Receiver, ReceiverLimits
+from .receiver import Handler, Receiver, ReceiverLimits
 from .store import MAX_COLUMNS, Store
 from .tiers import Layout
 from .tls import TlsSettings
@@ -156,7 +156,7 @@ class DetectorService:
         self.evaluator = Evaluator(self.spec, self.store)
         try:
             self.committer = Committer(self.store, clock=self.clock).start()
-            handlers = {"/v1/logs": (ExportLogsServiceRequest, self._on_logs),
+            handlers: dict[str, Handler] = {"/v1/logs": (ExportLogsServiceRequest, self._on_logs),
                         "/v1/metrics": (ExportMetricsServiceRequest, self._on_metrics)}
             self.receiver = _bind(self._listen, lambda: Receiver(
                 self._listen, handlers, token=self.token, limits=self.limits, tls=self._tls_context,

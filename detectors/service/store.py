@@ -208,8 +208,8 @@ class Store:
         if len(mine) + len(extra) > self.max_columns:
             profile = profile.copy()
             dropped = extra[max(self.max_columns - len(mine), 0):]
-            for name in dropped:
-                del profile.columns[name]
+            for column in dropped:
+                del profile.columns[column]
             work.dropped[profile.model] += len(dropped)
             outcome = "column_limit"
         self._merge_up(profile, tier, start, bucket, work)

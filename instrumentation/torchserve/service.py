@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from servewatch.instrumentation import NOTHING, errors, guard, observe_queue_time, record
@@ -241,7 +241,7 @@ def _wrap_entry_point(service: Any, hooks: ServiceHooks) -> Callable[[], None]:
     return restore
 
 
-def _failed(context: Any, response: Any, size: int, raised: bool) -> Container[int]:
+def _failed(context: Any, response: Any, size: int, raised: bool) -> Collection[int]:
     """Indices of the requests answered with a 4xx/5xx code: all of them when ``predict`` raised or answered
     the batch with such a code, else those the handler marked (``context.set_response_status``)."""
     if raised:

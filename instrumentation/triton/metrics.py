@@ -162,7 +162,7 @@ class TritonMetrics:
         self._snapshot: Snapshot | None = None
         self._read_at = -math.inf
         self._start_ns = time.time_ns()
-        self._previous: dict[tuple[str, str], tuple[int, float, float]] = {}
+        self._previous: dict[tuple[str, str], tuple[int, int, float]] = {}
         self._queue_read = False
         self._closed = False
 
@@ -247,7 +247,8 @@ class TritonMetrics:
         if not self.requests:
             return []
         now = time.time_ns()
-        durations, batches = [], []
+        durations: list[HistogramDataPoint] = []
+        batches: list[HistogramDataPoint] = []
         for model, figures in self.snapshot().models.items():
             attributes = {**self._attributes(model), m.OUTCOME: "ok"}
             for points, which, count, total in ((durations, "duration", figures.success, figures.request_us / 1e6),
@@ -276,7 +277,8 @@ class TritonMetrics:
         if count <= 0:
             return None
         return HistogramDataPoint(attributes=attributes, start_time_unix_nano=start, time_unix_nano=now, count=count,
-                                  sum=total, bucket_counts=[count], explicit_bounds=[], min=None, max=None)
+                                  sum=total, bucket_counts=[count], explicit_bounds=[],
+                                  min=None, max=None)  # type: ignore[arg-type]  # unknown: protobuf leaves None unset
 
 
 def _read_url(url: str) -> str:

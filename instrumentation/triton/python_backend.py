@@ -65,7 +65,7 @@ class MonitoredPythonModel:
             cls.initialize = _wrap_initialize(initialize)  # type: ignore[method-assign]
         execute = cls.__dict__.get("execute")
         if callable(execute) and not getattr(execute, "_servewatch", False):
-            cls.execute = _wrap_execute(execute)  # type: ignore[method-assign]
+            cls.execute = _wrap_execute(execute)  # type: ignore[attr-defined]  # each subclass defines its own execute
 
     def initialize(self, args: dict[str, str]) -> None:
         """Triton's ``initialize``; this base only notes the model's name and batching."""
