@@ -35,7 +35,6 @@ from __future__ import annotations
 import gzip
 import logging
 import ssl
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,7 +42,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
-from .listener import ConnectionLimits, Exchange, Listener
+from .listener import ConnectionLimits, Exchange, Listener, Served
 
 __all__ = ["Exposition", "MetricsServer", "Snapshot"]
 
@@ -142,44 +141,29 @@ def _accepts_gzip(header: str | None) -> bool:
     return False
 
 
-class MetricsServer:
+class MetricsServer(Served):
     """Serves an :class:`Exposition` on ``address`` (port 0: any free port; see ``address`` after start)."""
+
+    thread_name = "servewatch-metrics"
 
     def __init__(self, exposition: Exposition, address: tuple[str, int] = ("127.0.0.1", 9108), *,
                  ready: Callable[[], bool | str] | None = None, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(address)
         self.exposition = exposition
-        self._requested = address
         self._ready = ready or (lambda: True)
         self.tls = tls
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """The bound (host, port)."""
-        if self._server is None:
-            return self._requested
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+    def _listener(self) -> Listener:
+        return _Server(self._requested, self.exposition, self._ready, self.tls)
 
     @property
     def url(self) -> str:
         host, port = self.address
         return f"{'https' if self.tls else 'http'}://{_netloc(host)}:{port}/metrics"
 
-    def start(self) -> MetricsServer:
-        """Bind and serve in a background thread (OSError when the address is taken)."""
-        self._server = _Server(self._requested, self.exposition, self._ready, self.tls)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="servewatch-metrics", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, finish the scrapes in flight, close (idempotent)."""
-        if self._server is None:
-            return
-        self._server.stop_serving(timeout=10.0)
-        self._server = None
+        super().stop(timeout)
 
 
 def _netloc(host: str) -> str:

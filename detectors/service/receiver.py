@@ -39,7 +39,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from .listener import ConnectionLimits, Exchange, Listener, peer_of
+from .listener import ConnectionLimits, Exchange, Listener, Served, peer_of
 from .committer import Unavailable
 from .otlp import RequestError, answer, decompress, failure, media_type, parse
 
@@ -278,47 +278,25 @@ class _Server(Listener):
         return _Reservation(self, peer, size)
 
 
-class Receiver:
+class Receiver(Served):
     """Serves OTLP/HTTP ``handlers`` on ``address``; see the module docstring."""
+
+    thread_name = "servewatch-receiver"
 
     def __init__(self, address: tuple[str, int], handlers: Mapping[str, Handler], *, token: str | None = None,
                  limits: ReceiverLimits | None = None, tls: ssl.SSLContext | None = None,
                  on_request: Callable[[str, int], None] = lambda path, status: None) -> None:
-        self._requested = address
+        super().__init__(address)
         self.handlers = handlers
         self.token = token
         self.limits = limits or ReceiverLimits()
         self.tls = tls
         self.on_request = on_request
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._server is None:
-            return self._requested
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    @property
-    def serving(self) -> bool:
-        return self._server is not None and not self._server.stopping
+    def _listener(self) -> Listener:
+        return _Server(self._requested, self.handlers, self.token, self.limits, self.on_request, self.tls)
 
     @property
     def server(self) -> Listener | None:
         """The listener while serving (its ``connections``, ``evicted`` and ``refused`` counts)."""
         return self._server
-
-    def start(self) -> Receiver:
-        self._server = _Server(self._requested, self.handlers, self.token, self.limits, self.on_request, self.tls)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="servewatch-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop accepting; let requests in flight finish (up to ``timeout``); close idle connections."""
-        server = self._server
-        if server is None:
-            return
-        server.stop_serving(timeout)
-        self._server = None
