@@ -42,7 +42,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
-from .listener import ConnectionLimits, Exchange, Listener, Served
+from .listener import ConnectionLimits, Exchange, Listener
+from .served import Served
 
 __all__ = ["Exposition", "MetricsServer", "Snapshot"]
 

@@ -39,7 +39,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from .listener import ConnectionLimits, Exchange, Listener, Served, peer_of
+from .listener import ConnectionLimits, Exchange, Listener, peer_of
+from .served import Served
 from .committer import Unavailable
 from .otlp import RequestError, answer, decompress, failure, media_type, parse
 
